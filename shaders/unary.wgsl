@@ -1,0 +1,67 @@
+// Elementwise unary ops: y[i] = f(x[i]), one element per invocation.
+//
+// The op is chosen by the override constant OP, so each op is its own pipeline and the `switch` below is
+// folded away at pipeline creation. `alpha` and `beta` are the scalar operands of the ops that take them.
+
+override OP: u32 = 0u;
+override WG: u32 = 64u;
+
+struct Params {
+  n: u32,
+  alpha: f32,
+  beta: f32,
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+// Keep in sync with UNARY_OPS in src/ops/elementwise.ts.
+fn apply(v: f32) -> f32 {
+  switch OP {
+    case 0u: { return -v; }                                  // neg
+    case 1u: { return exp(v); }                              // exp
+    case 2u: { return log(v); }                              // log
+    case 3u: { return sqrt(v); }                             // sqrt
+    case 4u: { return max(v, 0.0); }                         // relu
+    case 5u: {                                               // sigmoid, stable for large |v|
+      if (v >= 0.0) { return 1.0 / (1.0 + exp(-v)); }
+      let e = exp(v);
+      return e / (1.0 + e);
+    }
+    case 6u: {                                               // tanh, via exp so large |v| saturates
+      let e = exp(-2.0 * abs(v));
+      return sign(v) * (1.0 - e) / (1.0 + e);
+    }
+    case 7u: { return abs(v); }                              // abs
+    case 8u: { return v * v; }                               // square
+    case 9u: { return pow_signed(v, p.alpha); }              // x ^ alpha
+    case 10u: { return v * p.alpha + p.beta; }               // affine: x * alpha + beta
+    case 11u: { return p.alpha; }                            // fill with alpha (x is ignored)
+    case 12u: { return 1.0 / v; }                            // reciprocal
+    case 13u: { return clamp(v, p.alpha, p.beta); }          // clamp to [alpha, beta]
+    case 14u: { return sign(v); }                            // sign
+    case 15u: { return select(0.0, 1.0, v >= p.alpha && v <= p.beta); } // 1 inside [alpha, beta]
+    default: { return v; }                                   // identity (copy)
+  }
+}
+
+// WGSL's pow is undefined for a negative base; integer exponents of negative numbers are well defined.
+fn pow_signed(v: f32, e: f32) -> f32 {
+  if (v >= 0.0) { return pow(v, e); }
+  let r = pow(-v, e);
+  if (e == floor(e)) {
+    if ((i32(e) & 1) == 1) { return -r; }
+    return r;
+  }
+  var nan_bits = 0x7fc00000u; // a `var`, so it is not constant-folded (a NaN constant is a WGSL error)
+  return bitcast<f32>(nan_bits);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= p.n) { return; }
+  y[i] = apply(x[i]);
+}

@@ -1,0 +1,11 @@
+export { acquireDevice, adapterName, detectRuntime, INSTALL_DRIVER_COMMAND } from './device.js';
+export type { AdapterDescription, GpuDevice, DeviceOptions, RuntimeName } from './device.js';
+export { init, runtime, shutdown, hasRuntime, GpuRuntime } from './runtime.js';
+export type { Binding, DispatchSpec } from './runtime.js';
+export { Uniforms } from './uniforms.js';
+export { formatCompileError, numberedSource, kernelLabel } from './pipeline-cache.js';
+export type { KernelKey, Constants } from './pipeline-cache.js';
+export { registerShaderSources, shaderSource } from './shader-source.js';
+export { summarize } from './profiler.js';
+export type { KernelTiming, KernelSummary } from './profiler.js';
+export { sizeClass } from './buffer-pool.js';

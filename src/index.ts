@@ -1,0 +1,6 @@
+/** Graft's public API. */
+export * from './errors.js';
+export { init, runtime, shutdown, adapterName, Uniforms, summarize } from './gpu/index.js';
+export * from './tensor/index.js';
+export { noGrad, detach, isGradEnabled } from './autograd/index.js';
+export * from './ops/index.js';

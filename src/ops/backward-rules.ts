@@ -1,0 +1,25 @@
+/**
+ * The one table of backward rules, keyed by op. Its type has a key for every op that any file in src/ops
+ * declares in `OpRegistry`, so adding an op without a rule here is a compile error.
+ */
+import { type BackwardTable, type EngineOps, runBackward } from '../autograd/backward.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { add, binaryBackward, broadcastToBackward, ones, unaryBackward } from './elementwise.js';
+import { reduceBackward } from './reduce.js';
+
+export const backwardRules: BackwardTable = {
+  unary: unaryBackward,
+  binary: binaryBackward,
+  broadcastTo: broadcastToBackward,
+  reduce: reduceBackward,
+};
+
+const engineOps: EngineOps = { onesLike: (shape) => ones(shape), add };
+
+/**
+ * Computes d(root)/d(leaf) for every leaf tensor that requires grad, accumulating into `leaf.grad`.
+ * The graph's saved tensors are freed afterwards.
+ */
+export function backward(root: Tensor, seed?: Tensor): void {
+  runBackward(root, backwardRules, engineOps, seed);
+}

@@ -1,0 +1,4 @@
+export * from './elementwise.js';
+export * from './reduce.js';
+export { backward, backwardRules } from './backward-rules.js';
+export { broadcastShapes } from './broadcast.js';

@@ -4,6 +4,7 @@ import { useGpu } from '../util/gpu.js';
 import { broadcastPairArb, expectClose, gpuRuns, randomData, seedArb, shapeArb } from '../util/check.js';
 import { checkGradients } from '../util/grad.js';
 import { tensor } from '../../src/tensor/create.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
 import { tidy } from '../../src/tensor/scope.js';
 import * as ops from '../../src/ops/index.js';
 import { type BinaryOp, type UnaryOp, binaryRef, unaryReference } from '../../src/ops/elementwise.js';
@@ -12,7 +13,7 @@ import { ShapeError } from '../../src/errors.js';
 useGpu();
 
 /** Inputs in a range where each op is defined and its derivative is smooth. */
-const unaryCases: Array<{ op: UnaryOp; run: (x: ops.Tensor) => ops.Tensor; lo: number; hi: number; alpha?: number; beta?: number }> = [
+const unaryCases: Array<{ op: UnaryOp; run: (x: Tensor) => Tensor; lo: number; hi: number; alpha?: number; beta?: number }> = [
   { op: 'neg', run: ops.neg, lo: -2, hi: 2 },
   { op: 'exp', run: ops.exp, lo: -3, hi: 3 },
   { op: 'log', run: ops.log, lo: 0.1, hi: 4 },
@@ -28,7 +29,7 @@ const unaryCases: Array<{ op: UnaryOp; run: (x: ops.Tensor) => ops.Tensor; lo: n
   { op: 'clamp', run: (x) => ops.clamp(x, -0.5, 0.7), lo: -2, hi: 2, alpha: -0.5, beta: 0.7 },
 ];
 
-const binaryCases: Array<{ op: BinaryOp; run: (a: ops.Tensor, b: ops.Tensor) => ops.Tensor; lo: number; hi: number }> = [
+const binaryCases: Array<{ op: BinaryOp; run: (a: Tensor, b: Tensor) => Tensor; lo: number; hi: number }> = [
   { op: 'add', run: ops.add, lo: -2, hi: 2 },
   { op: 'sub', run: ops.sub, lo: -2, hi: 2 },
   { op: 'mul', run: ops.mul, lo: -2, hi: 2 },

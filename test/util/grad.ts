@@ -52,10 +52,10 @@ export function referenceLoss(ref: (xs: Float64Array[]) => ArrayLike<number>, we
 /** Finite-difference gradients of L with respect to each input, in f64. */
 export function referenceGradients(ref: (xs: Float64Array[]) => ArrayLike<number>, inputs: GradInput[], weightSeed = 99, eps = 1e-6): Float64Array[] {
   const L = referenceLoss(ref, weightSeed);
-  const xs = inputs.map((i) => Float64Array.from(i.data));
+  const xs: Float64Array[] = inputs.map((i) => Float64Array.from(i.data));
   return xs.map((_, k) =>
     finiteDiff((xk) => {
-      const all = xs.slice();
+      const all: Float64Array[] = xs.slice();
       all[k] = xk;
       return L(all);
     }, xs[k]!, eps),

@@ -72,20 +72,21 @@ export class PipelineCache {
     const label = kernelLabel(key);
     const hit = this.pipelines.get(label);
     if (hit) return hit;
-    const module = this.module(key.shader);
     this.device.pushErrorScope('validation');
+    const module = this.module(key.shader);
     const pipeline = this.device.createComputePipeline({
       label,
       layout: 'auto',
       compute: { module, entryPoint: key.entry ?? 'main', constants: toConstants(key.constants) },
     });
+    const layout = pipeline.getBindGroupLayout(0);
     const check = this.device.popErrorScope().then(async (err) => {
       if (!err) return;
       this.pipelines.delete(label);
       this.errors.push(await this.describe(key, label, module, err.message));
     });
     this.checks.push(check);
-    const entry = { pipeline, layout: pipeline.getBindGroupLayout(0), label };
+    const entry = { pipeline, layout, label };
     this.pipelines.set(label, entry);
     return entry;
   }

@@ -14,23 +14,38 @@ export function registerShaderSources(sources: Record<string, string>): void {
   for (const [name, src] of Object.entries(sources)) registered.set(name, src);
 }
 
-const SHADER_DIR = new URL('../../shaders/', import.meta.url);
+// shaders/ sits at the package root: two levels above src/gpu/, three above the compiled dist/src/gpu/.
+const SHADER_DIRS = [new URL('../../shaders/', import.meta.url), new URL('../../../shaders/', import.meta.url)];
+let shaderDir = SHADER_DIRS[0]!;
 
-type NodeFs = { readFileSync(path: URL, encoding: 'utf8'): string };
+type NodeFs = { readFileSync(path: URL, encoding: 'utf8'): string; existsSync(path: URL): boolean };
 let nodeFs: NodeFs | undefined;
 
-/** Called once by the runtime on Node, where `fs` must be imported asynchronously in ESM. */
+/** Called once by the runtime: loads `fs` on Node (an async import in ESM) and finds shaders/. */
 export async function prepareShaderLoader(): Promise<void> {
-  const g = globalThis as { Deno?: unknown; process?: { versions?: { node?: string } } };
-  if (g.Deno === undefined && g.process?.versions?.node !== undefined && !nodeFs) {
-    nodeFs = (await import('node:fs')) as unknown as NodeFs;
+  const g = globalThis as { Deno?: { statSync(u: URL): unknown }; process?: { versions?: { node?: string } } };
+  let exists: ((u: URL) => boolean) | undefined;
+  if (g.Deno !== undefined) {
+    const deno = g.Deno;
+    exists = (u) => {
+      try {
+        deno.statSync(u);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+  } else if (g.process?.versions?.node !== undefined) {
+    nodeFs ??= (await import('node:fs')) as unknown as NodeFs;
+    exists = (u) => nodeFs!.existsSync(u);
   }
+  if (exists) shaderDir = SHADER_DIRS.find((d) => exists(new URL('unary.wgsl', d))) ?? shaderDir;
 }
 
 export function shaderSource(name: string): string {
   const hit = cache.get(name) ?? registered.get(name);
   if (hit !== undefined) return hit;
-  const url = new URL(`${name}.wgsl`, SHADER_DIR);
+  const url = new URL(`${name}.wgsl`, shaderDir);
   const deno = (globalThis as { Deno?: { readTextFileSync(u: URL): string } }).Deno;
   let src: string;
   try {

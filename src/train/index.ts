@@ -1,0 +1,2 @@
+export { SGD, Adam, AdamW, Optimizer, ParamGroup } from './optimizers.js';
+export type { SGDOptions, SGDHyper, AdamOptions, AdamHyperParams, ParamGroupSpec, ParamState, OptimizerStateDict } from './optimizers.js';

@@ -6,12 +6,15 @@ import { type BackwardTable, type EngineOps, runBackward } from '../autograd/bac
 import type { Tensor } from '../tensor/tensor.js';
 import { add, binaryBackward, broadcastToBackward, ones, unaryBackward } from './elementwise.js';
 import { reduceBackward } from './reduce.js';
+import { denseBackward, matmulBackward } from './matmul.js';
 
 export const backwardRules: BackwardTable = {
   unary: unaryBackward,
   binary: binaryBackward,
   broadcastTo: broadcastToBackward,
   reduce: reduceBackward,
+  matmul: matmulBackward,
+  dense: denseBackward,
 };
 
 const engineOps: EngineOps = { onesLike: (shape) => ones(shape), add };

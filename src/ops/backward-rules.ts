@@ -7,6 +7,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { add, binaryBackward, broadcastToBackward, ones, unaryBackward } from './elementwise.js';
 import { reduceBackward } from './reduce.js';
 import { denseBackward, matmulBackward } from './matmul.js';
+import { logSoftmaxBackward, softmaxBackward } from './softmax.js';
+import { binaryCrossEntropyWithLogitsBackward, softmaxCrossEntropyBackward } from './losses.js';
 
 export const backwardRules: BackwardTable = {
   unary: unaryBackward,
@@ -15,6 +17,10 @@ export const backwardRules: BackwardTable = {
   reduce: reduceBackward,
   matmul: matmulBackward,
   dense: denseBackward,
+  softmax: softmaxBackward,
+  logSoftmax: logSoftmaxBackward,
+  softmaxCrossEntropy: softmaxCrossEntropyBackward,
+  binaryCrossEntropyWithLogits: binaryCrossEntropyWithLogitsBackward,
 };
 
 const engineOps: EngineOps = { onesLike: (shape) => ones(shape), add };

@@ -9,6 +9,8 @@ import { reduceBackward } from './reduce.js';
 import { denseBackward, matmulBackward } from './matmul.js';
 import { logSoftmaxBackward, softmaxBackward } from './softmax.js';
 import { binaryCrossEntropyWithLogitsBackward, softmaxCrossEntropyBackward } from './losses.js';
+import { concatBackward, reshapeBackward, sliceBackward, transposeBackward } from './shape.js';
+import { castBackward } from './cast.js';
 
 export const backwardRules: BackwardTable = {
   unary: unaryBackward,
@@ -21,6 +23,11 @@ export const backwardRules: BackwardTable = {
   logSoftmax: logSoftmaxBackward,
   softmaxCrossEntropy: softmaxCrossEntropyBackward,
   binaryCrossEntropyWithLogits: binaryCrossEntropyWithLogitsBackward,
+  reshape: reshapeBackward,
+  transpose: transposeBackward,
+  slice: sliceBackward,
+  concat: concatBackward,
+  cast: castBackward,
 };
 
 const engineOps: EngineOps = { onesLike: (shape) => ones(shape), add };

@@ -4,5 +4,8 @@ export * from './matmul.js';
 export * from './softmax.js';
 export * from './losses.js';
 export * from './optimizer-updates.js';
+export * from './shape.js';
+export * from './cast.js';
+export * from './random.js';
 export { backward, backwardRules } from './backward-rules.js';
 export { broadcastShapes } from './broadcast.js';

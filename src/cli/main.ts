@@ -21,8 +21,11 @@ const benchCommand: Command = {
   async run(_args, argv) {
     // bench/ lives beside src/ at the package root; the path is a variable so src/ compiles on its own.
     const benchMain = '../../bench/main.js';
-    const bench = (await import(benchMain)) as { main(argv: string[]): Promise<void> };
-    await bench.main(argv);
+    const bench = (await import(benchMain)) as { main(argv: string[]): Promise<number> };
+    const code = await bench.main(argv);
+    if (code !== 0) {
+      throw new GraftError(argv[0] ? `benchmark '${argv[0]}' failed (exit code ${code}).` : 'name a benchmark from the list above.');
+    }
   },
 };
 

@@ -4,3 +4,4 @@ export { init, runtime, shutdown, adapterName, Uniforms, summarize } from './gpu
 export * from './tensor/index.js';
 export { noGrad, detach, isGradEnabled } from './autograd/index.js';
 export * from './ops/index.js';
+export * from './train/index.js';

@@ -4,6 +4,7 @@
 import { GraftError } from '../errors.js';
 import { type CommandSpec, type ParsedArgs, helpText, parseArgs } from './args.js';
 import { infoCommand, runInfo } from './info.js';
+import { runWeights, weightsCommand } from './weights.js';
 import { shutdown } from '../gpu/runtime.js';
 
 interface Command {
@@ -32,6 +33,7 @@ const benchCommand: Command = {
 const commands: Record<string, Command> = {
   info: { spec: infoCommand, run: (a) => runInfo(a) },
   bench: benchCommand,
+  weights: { spec: weightsCommand, run: (a) => runWeights(a) },
 };
 
 function usage(): string {

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GraftError, GraftFormatError } from '../errors.js';
 import { parseIdx } from './idx.js';
-import { readTar } from './tar.js';
+import { readTar } from '../weights/tar.js';
 
 export interface DigitSet {
   images: Float32Array;

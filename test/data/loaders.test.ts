@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { parseIdx } from '../../src/data/idx.js';
-import { readTar, safeEntryName } from '../../src/data/tar.js';
+import { readTar, safeEntryName } from '../../src/weights/tar.js';
 import { loadMnistTest, loadMnistTrain } from '../../src/data/mnist.js';
 import { GraftFormatError } from '../../src/errors.js';
 

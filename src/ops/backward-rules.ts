@@ -11,6 +11,10 @@ import { logSoftmaxBackward, softmaxBackward } from './softmax.js';
 import { binaryCrossEntropyWithLogitsBackward, softmaxCrossEntropyBackward } from './losses.js';
 import { concatBackward, reshapeBackward, sliceBackward, transposeBackward } from './shape.js';
 import { castBackward } from './cast.js';
+import { avgPool2dBackward, maxPool2dBackward } from './pooling.js';
+import { zeroPadding2dBackward } from './padding.js';
+import { dropoutBackward } from './dropout.js';
+import { gradientReversalBackward } from './gradient-reversal.js';
 
 export const backwardRules: BackwardTable = {
   unary: unaryBackward,
@@ -28,6 +32,11 @@ export const backwardRules: BackwardTable = {
   slice: sliceBackward,
   concat: concatBackward,
   cast: castBackward,
+  maxPool2d: maxPool2dBackward,
+  avgPool2d: avgPool2dBackward,
+  zeroPadding2d: zeroPadding2dBackward,
+  dropout: dropoutBackward,
+  gradientReversal: gradientReversalBackward,
 };
 
 const engineOps: EngineOps = { onesLike: (shape) => ones(shape), add };

@@ -15,6 +15,7 @@ import { avgPool2dBackward, maxPool2dBackward } from './pooling.js';
 import { zeroPadding2dBackward } from './padding.js';
 import { dropoutBackward } from './dropout.js';
 import { gradientReversalBackward } from './gradient-reversal.js';
+import { batchNormBackward } from './batchnorm.js';
 
 export const backwardRules: BackwardTable = {
   unary: unaryBackward,
@@ -37,6 +38,7 @@ export const backwardRules: BackwardTable = {
   zeroPadding2d: zeroPadding2dBackward,
   dropout: dropoutBackward,
   gradientReversal: gradientReversalBackward,
+  batchNorm: batchNormBackward,
 };
 
 const engineOps: EngineOps = { onesLike: (shape) => ones(shape), add };

@@ -11,5 +11,6 @@ export * from './pooling.js';
 export * from './padding.js';
 export * from './dropout.js';
 export * from './gradient-reversal.js';
+export * from './batchnorm.js';
 export { backward, backwardRules } from './backward-rules.js';
 export { broadcastShapes } from './broadcast.js';

@@ -16,6 +16,7 @@ import { zeroPadding2dBackward } from './padding.js';
 import { dropoutBackward } from './dropout.js';
 import { gradientReversalBackward } from './gradient-reversal.js';
 import { batchNormBackward } from './batchnorm.js';
+import { conv2dBackward } from './conv.js';
 
 export const backwardRules: BackwardTable = {
   unary: unaryBackward,
@@ -38,6 +39,7 @@ export const backwardRules: BackwardTable = {
   zeroPadding2d: zeroPadding2dBackward,
   dropout: dropoutBackward,
   gradientReversal: gradientReversalBackward,
+  conv2d: conv2dBackward,
   batchNorm: batchNormBackward,
 };
 

@@ -12,5 +12,6 @@ export * from './padding.js';
 export * from './dropout.js';
 export * from './gradient-reversal.js';
 export * from './batchnorm.js';
+export * from './conv.js';
 export { backward, backwardRules } from './backward-rules.js';
 export { broadcastShapes } from './broadcast.js';

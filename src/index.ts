@@ -5,3 +5,4 @@ export * from './tensor/index.js';
 export { noGrad, detach, isGradEnabled } from './autograd/index.js';
 export * from './ops/index.js';
 export * from './train/index.js';
+export * from './nn/index.js';

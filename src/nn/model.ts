@@ -168,6 +168,12 @@ export class Model extends Layer {
     return values.get(this.outputs[0]!)!;
   }
 
+  /** Frees the weights of every layer of the model (layers shared with another model are freed too). */
+  override dispose(): void {
+    for (const l of this.layers) l.dispose();
+    super.dispose();
+  }
+
   /** A Keras-like summary table with total, trainable and non-trainable parameter counts. */
   summary(lineLength = 110): string {
     return formatSummary(this, lineLength);

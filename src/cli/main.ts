@@ -5,6 +5,7 @@ import { GraftError } from '../errors.js';
 import { type CommandSpec, type ParsedArgs, helpText, parseArgs } from './args.js';
 import { infoCommand, runInfo } from './info.js';
 import { runWeights, weightsCommand } from './weights.js';
+import { predictCommand, runPredict } from './predict.js';
 import { shutdown } from '../gpu/runtime.js';
 
 interface Command {
@@ -34,6 +35,7 @@ const commands: Record<string, Command> = {
   info: { spec: infoCommand, run: (a) => runInfo(a) },
   bench: benchCommand,
   weights: { spec: weightsCommand, run: (a) => runWeights(a) },
+  predict: { spec: predictCommand, run: (a) => runPredict(a) },
 };
 
 function usage(): string {

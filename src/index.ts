@@ -6,3 +6,4 @@ export { noGrad, detach, isGradEnabled } from './autograd/index.js';
 export * from './ops/index.js';
 export * from './train/index.js';
 export * from './nn/index.js';
+export * from './models/index.js';

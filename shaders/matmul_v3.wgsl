@@ -19,6 +19,10 @@
 // so that C is written as vec4. A is read through element strides as in v1 and v2, so a transposed A
 // costs nothing.
 //
+// Params as in matmul_v1.wgsl, including the block offsets and `accumulate` of a split problem. B's vec4
+// row stride is b_row / 4 for `main` and b_col / 4 (K of the whole B) for `main_bt`; C's is c_row / 4.
+// The TypeScript side keeps these strides and the offsets of B, C and bias multiples of 4.
+//
 // Edges: rows and columns are clamped into range for the loads and only in-range outputs are stored.
 // Invocations that hang over the edge still take part in the broadcasts, so no lane leaves early.
 // K is processed in chunks of 8; the last, partial chunk runs only its first K % 8 steps.
@@ -31,9 +35,12 @@ override HAS_BIAS: bool = false;
 override ACT: u32 = 0u;          // 0 none, 1 relu
 
 struct Params {
-  M: u32, N: u32, K: u32, _pad0: u32,
-  a_row: u32, a_col: u32, b_row: u32, b_col: u32,   // element strides of A(m, k); B's are implied by the entry
-  a_batch: u32, b_batch: u32, c_batch: u32, _pad1: u32,
+  M: u32, N: u32, K: u32,
+  accumulate: u32,                                  // 1: C += A·B (a block of K after the first)
+  a_row: u32, a_col: u32, b_row: u32, b_col: u32,   // element strides of A(m, k) and B(k, n)
+  a_batch: u32, b_batch: u32, c_batch: u32,         // element strides between batch entries
+  c_row: u32,                                       // element stride of C's rows
+  a_off: u32, b_off: u32, c_off: u32, bias_off: u32, // elements before A(0, 0), B(0, 0), C(0, 0), bias[0]
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -45,19 +52,20 @@ struct Params {
 /**
  * Runs `steps` (at most 8) steps of k from k0: step j takes this lane's rows' A values from lane j, which
  * loaded A(row, k0 + j) into `a_lo` (rows 0..3) and `a_hi` (rows 4..7), and B(k0 + j, cols) as one vec4
- * from row-major B, where `bi` indexes B(k0, cols). `steps` is uniform, so the broadcasts stay in uniform
- * control flow; it is the constant 8 in the main loop, where the branches fold away.
+ * from row-major B, where `bi` indexes B(k0, cols) and B's rows are `b_step` vec4s apart. `steps` is
+ * uniform, so the broadcasts stay in uniform control flow; it is the constant 8 in the main loop, where the
+ * branches fold away.
  * (Loading B step by step, rather than the chunk's 8 rows up front, keeps fewer registers live: faster.)
  */
-fn k_chunk(acc: ptr<function, array<vec4f, 8>>, a_lo: vec4f, a_hi: vec4f, bi: u32, n4: u32, steps: u32) {
+fn k_chunk(acc: ptr<function, array<vec4f, 8>>, a_lo: vec4f, a_hi: vec4f, bi: u32, b_step: u32, steps: u32) {
   rank1(acc, subgroupBroadcast(a_lo, 0u), subgroupBroadcast(a_hi, 0u), b[bi]);
-  if (steps > 1u) { rank1(acc, subgroupBroadcast(a_lo, 1u), subgroupBroadcast(a_hi, 1u), b[bi + n4]); }
-  if (steps > 2u) { rank1(acc, subgroupBroadcast(a_lo, 2u), subgroupBroadcast(a_hi, 2u), b[bi + 2u * n4]); }
-  if (steps > 3u) { rank1(acc, subgroupBroadcast(a_lo, 3u), subgroupBroadcast(a_hi, 3u), b[bi + 3u * n4]); }
-  if (steps > 4u) { rank1(acc, subgroupBroadcast(a_lo, 4u), subgroupBroadcast(a_hi, 4u), b[bi + 4u * n4]); }
-  if (steps > 5u) { rank1(acc, subgroupBroadcast(a_lo, 5u), subgroupBroadcast(a_hi, 5u), b[bi + 5u * n4]); }
-  if (steps > 6u) { rank1(acc, subgroupBroadcast(a_lo, 6u), subgroupBroadcast(a_hi, 6u), b[bi + 6u * n4]); }
-  if (steps > 7u) { rank1(acc, subgroupBroadcast(a_lo, 7u), subgroupBroadcast(a_hi, 7u), b[bi + 7u * n4]); }
+  if (steps > 1u) { rank1(acc, subgroupBroadcast(a_lo, 1u), subgroupBroadcast(a_hi, 1u), b[bi + b_step]); }
+  if (steps > 2u) { rank1(acc, subgroupBroadcast(a_lo, 2u), subgroupBroadcast(a_hi, 2u), b[bi + 2u * b_step]); }
+  if (steps > 3u) { rank1(acc, subgroupBroadcast(a_lo, 3u), subgroupBroadcast(a_hi, 3u), b[bi + 3u * b_step]); }
+  if (steps > 4u) { rank1(acc, subgroupBroadcast(a_lo, 4u), subgroupBroadcast(a_hi, 4u), b[bi + 4u * b_step]); }
+  if (steps > 5u) { rank1(acc, subgroupBroadcast(a_lo, 5u), subgroupBroadcast(a_hi, 5u), b[bi + 5u * b_step]); }
+  if (steps > 6u) { rank1(acc, subgroupBroadcast(a_lo, 6u), subgroupBroadcast(a_hi, 6u), b[bi + 6u * b_step]); }
+  if (steps > 7u) { rank1(acc, subgroupBroadcast(a_lo, 7u), subgroupBroadcast(a_hi, 7u), b[bi + 7u * b_step]); }
 }
 
 /**
@@ -99,13 +107,14 @@ fn matmul_tile(gid: vec3u, sg_lane: u32, b_transposed: bool) {
   let row0 = gid.y * 8u;
   let batch = gid.z;
   let last = p.M - 1u;
-  let a_base = batch * p.a_batch;
+  let a_base = p.a_off + batch * p.a_batch;
   let rows_lo = a_base + min(vec4u(row0, row0 + 1u, row0 + 2u, row0 + 3u), vec4u(last)) * p.a_row;
   let rows_hi = a_base + min(vec4u(row0 + 4u, row0 + 5u, row0 + 6u, row0 + 7u), vec4u(last)) * p.a_row;
   let lane = sg_lane & 7u;      // subgroups wider than 8 repeat the pattern; only lanes 0..7 are read
-  let b_base = batch * p.b_batch / 4u;
+  let b_base = (p.b_off + batch * p.b_batch) / 4u;
+  let b_step = p.b_row / 4u;                                          // row-major B: vec4s per row of B
   let b_col = b_base + col;                                           // row-major B: B(0, col)
-  let b_rows = b_base + (vec4u(col * 4u) + vec4u(0u, 1u, 2u, 3u)) * (p.K / 4u);   // transposed B
+  let b_rows = b_base + (vec4u(col * 4u) + vec4u(0u, 1u, 2u, 3u)) * (p.b_col / 4u);   // transposed B
   var acc: array<vec4f, 8>;
 
   let k_full = p.K & ~7u;
@@ -113,7 +122,7 @@ fn matmul_tile(gid: vec3u, sg_lane: u32, b_transposed: bool) {
     let ak = (k0 + lane) * p.a_col;
     let a_lo = vec4f(a[rows_lo.x + ak], a[rows_lo.y + ak], a[rows_lo.z + ak], a[rows_lo.w + ak]);
     let a_hi = vec4f(a[rows_hi.x + ak], a[rows_hi.y + ak], a[rows_hi.z + ak], a[rows_hi.w + ak]);
-    if (b_transposed) { k_chunk_t(&acc, a_lo, a_hi, b_rows + k0 / 4u, 8u); } else { k_chunk(&acc, a_lo, a_hi, b_col + k0 * n4, n4, 8u); }
+    if (b_transposed) { k_chunk_t(&acc, a_lo, a_hi, b_rows + k0 / 4u, 8u); } else { k_chunk(&acc, a_lo, a_hi, b_col + k0 * b_step, b_step, 8u); }
   }
   if (k_full < p.K) {
     // The partial last chunk: lanes past the end of K load a valid duplicate that no step uses.
@@ -121,19 +130,21 @@ fn matmul_tile(gid: vec3u, sg_lane: u32, b_transposed: bool) {
     let a_lo = vec4f(a[rows_lo.x + ak], a[rows_lo.y + ak], a[rows_lo.z + ak], a[rows_lo.w + ak]);
     let a_hi = vec4f(a[rows_hi.x + ak], a[rows_hi.y + ak], a[rows_hi.z + ak], a[rows_hi.w + ak]);
     let steps = p.K - k_full;
-    if (b_transposed) { k_chunk_t(&acc, a_lo, a_hi, b_rows + k_full / 4u, steps); } else { k_chunk(&acc, a_lo, a_hi, b_col + k_full * n4, n4, steps); }
+    if (b_transposed) { k_chunk_t(&acc, a_lo, a_hi, b_rows + k_full / 4u, steps); } else { k_chunk(&acc, a_lo, a_hi, b_col + k_full * b_step, b_step, steps); }
   }
 
   if (gid.x >= n4) { return; }
   var bias_v = vec4f(0.0);
-  if (HAS_BIAS) { bias_v = bias[col]; }
-  let c_base = batch * p.c_batch / 4u + col;
+  if (HAS_BIAS) { bias_v = bias[p.bias_off / 4u + col]; }
+  let c_base = (p.c_off + batch * p.c_batch) / 4u + col;
+  let c_step = p.c_row / 4u;
   for (var r = 0u; r < 8u; r++) {
     let m = row0 + r;
     if (m >= p.M) { break; }
     var v = acc[r] + bias_v;
+    if (p.accumulate != 0u) { v += c[c_base + m * c_step]; }
     if (ACT == 1u) { v = max(v, vec4f(0.0)); }
-    c[c_base + m * n4] = v;
+    c[c_base + m * c_step] = v;
   }
 }
 

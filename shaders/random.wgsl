@@ -8,7 +8,8 @@
 //
 // Element i of the output is word (i mod 4) of philox((i div 4, round, 0, 0), seed). One invocation
 // computes one block of four elements, so every value depends on (seed, i) alone: not on the workgroup
-// size, the dispatch shape, or timing. `round` is 0, except that the truncated normal redraws an element
+// size, the dispatch shape, or timing. A tensor over the storage binding limit is generated in windows;
+// `out` is then the window, whose first element is element 4·block0 of the tensor. `round` is 0, except that the truncated normal redraws an element
 // with rounds 1, 2, … until it lands within two standard deviations.
 //
 // DIST: 0 raw u32 bits; 1 uniform in [a, a + b); 2 normal with mean a and standard deviation b;
@@ -23,10 +24,10 @@ override DIST: u32 = 0u;
 override WG: u32 = 64u;
 
 struct Params {
-  n: u32,
+  n: u32,        // elements in this window
   key0: u32,     // seed, low 32 bits
   key1: u32,     // seed, high bits
-  _pad0: u32,
+  block0: u32,   // the window's first block: its element 0 is element 4·block0 of the tensor
   a: f32,        // low, or mean
   b: f32,        // high − low, or standard deviation
   _pad1: u32,
@@ -116,9 +117,9 @@ fn block(b: u32, seed: vec2u) -> vec4u {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let b = gid.x + gid.y * nwg.x * WG;
+  let b = gid.x + gid.y * nwg.x * WG;   // block within the window
   if (4u * b >= p.n) { return; }
-  let v = block(b, vec2u(p.key0, p.key1));
+  let v = block(p.block0 + b, vec2u(p.key0, p.key1));
   for (var j = 0u; j < 4u; j++) {
     if (4u * b + j < p.n) { out[4u * b + j] = v[j]; }
   }

@@ -10,7 +10,7 @@
  * with its kernel's name, so a validation error comes back naming the kernel. Such errors arrive
  * asynchronously; they are thrown at the next synchronisation point, or at the next dispatch once known.
  */
-import { GpuError, GraftError } from '../errors.js';
+import { GpuError, GraftError, LimitError } from '../errors.js';
 import { assertNotLost, acquireDevice, type DeviceOptions, type GpuDevice } from './device.js';
 import { BufferPool } from './buffer-pool.js';
 import { PipelineCache, type KernelKey, kernelLabel } from './pipeline-cache.js';
@@ -86,8 +86,11 @@ export class GpuRuntime {
     const maxBinding = this.gpu.limits.maxStorageBufferBindingSize;
     spec.buffers.forEach((b, i) => {
       const res = 'buffer' in b ? b : { buffer: b, size: Math.min(b.size, maxBinding) };
+      // Ops check their bindings first (src/ops/kernel.ts) and name the tensor; this is the last line of defence.
       if (res.size > maxBinding) {
-        throw new GraftError(`Kernel '${label}': binding ${i + 1} is ${res.size} bytes, over maxStorageBufferBindingSize ${maxBinding}.`);
+        throw new LimitError(
+          `Kernel '${label}': binding ${i + 1} (buffer '${res.buffer.label}') is ${res.size} bytes, over maxStorageBufferBindingSize ${maxBinding}.`,
+        );
       }
       this.batchBuffers.add(res.buffer);
       entries.push({ binding: i + 1, resource: res });

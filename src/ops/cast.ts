@@ -7,6 +7,7 @@
  * 65520 up, and keeps subnormals; f16 → f32 is exact.
  *
  * The kernel uses WGSL's f16 type, so it needs the device feature 'shader-f16'; without it `cast` throws.
+ * It is a flat kernel (`launchFlat`): a tensor over the storage binding limit is converted in windows.
  *
  * Gradient: rounding is treated as the identity (a straight-through estimate, as TensorFlow does), and
  * gradients are always f32: the rule returns g, converted to f32 if it arrived as f16.
@@ -18,7 +19,7 @@ import { runtime } from '../gpu/runtime.js';
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import { Tensor } from '../tensor/tensor.js';
 import { ArgumentError, GraftError } from '../errors.js';
-import { expectDType, grid1d, launch } from './kernel.js';
+import { expectDType, launchFlat } from './kernel.js';
 
 export type FloatDType = 'f16' | 'f32';
 
@@ -42,15 +43,17 @@ export function castRaw(x: Tensor, to: FloatDType): Tensor {
   }
   const y = Tensor.empty(x.shape, to, 'cast');
   if (y.size === 0) return y;
-  const words = Math.ceil(x.size / 2);
-  launch('cast', {
+  // One invocation per f16 word (two elements); windows of a large tensor start on a word boundary.
+  launchFlat('cast', {
     shader: 'cast',
     entry: to === 'f16' ? 'to_f16' : 'to_f32',
     constants: { WG },
-    uniforms: new Uniforms().u32(x.size).u32(words),
+    uniforms: ({ count }) => new Uniforms().u32(count).u32(Math.ceil(count / 2)),
     inputs: [x],
     outputs: [y],
-    workgroups: grid1d(words, WG),
+    elements: x.size,
+    workgroupSize: WG,
+    perInvocation: 2,
   });
   return y;
 }

@@ -3,6 +3,10 @@
  *
  * For each op, this file holds the forward dispatch (shaders/unary.wgsl, shaders/binary.wgsl), the
  * backward rule, and a plain-TypeScript reference used by the tests.
+ *
+ * Unary ops, `full` and same-shape binary ops are flat kernels (one output per input element at the same
+ * index), so they run through `launchFlat`, which splits a tensor over the storage binding limit into
+ * windows. Broadcasting binary ops bind whole tensors and throw a LimitError for one over the limit.
  */
 import { record } from '../autograd/tape.js';
 import type { BackwardRule } from '../autograd/backward.js';
@@ -11,7 +15,7 @@ import { runtime } from '../gpu/runtime.js';
 import { type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ShapeError } from '../errors.js';
 import { broadcastShapes, broadcastStrides } from './broadcast.js';
-import { MAX_RANK, expectDType, grid1d, launch, sameShape } from './kernel.js';
+import { MAX_RANK, expectDType, grid1d, launch, launchFlat, sameShape } from './kernel.js';
 import { sumTo } from './reduce.js';
 
 const WG = 64;
@@ -45,14 +49,15 @@ declare module '../autograd/tape.js' {
 export function unaryRaw(op: UnaryOp, x: Tensor, alpha = 0, beta = 0): Tensor {
   expectDType(op, x, 'f32');
   const y = Tensor.empty(x.shape, 'f32', op);
-  launch(op, {
+  launchFlat(op, {
     shader: 'unary',
     constants: { OP: UNARY_OPS[op], WG },
-    uniforms: new Uniforms().u32(x.size).f32(alpha).f32(beta),
+    uniforms: ({ count }) => new Uniforms().u32(count).f32(alpha).f32(beta),
     inputs: [x],
     outputs: [y],
-    workgroups: grid1d(x.size, WG),
-    flops: x.size,
+    elements: x.size,
+    workgroupSize: WG,
+    flopsPerElement: 1,
   });
   return y;
 }
@@ -95,14 +100,15 @@ export const copy = (x: Tensor) => unary('copy', x);
 /** A new f32 tensor filled with `value` (not differentiable: it has no tensor input). */
 export function full(shape: Shape, value: number): Tensor {
   const y = Tensor.empty(shape, 'f32', 'full');
-  launch('full', {
+  launchFlat('full', {
     shader: 'unary',
     constants: { OP: UNARY_OPS.fill, WG },
-    uniforms: new Uniforms().u32(y.size).f32(value).f32(0),
+    uniforms: ({ count }) => new Uniforms().u32(count).f32(value).f32(0),
     // The fill kernel never uses its input's value; any small buffer satisfies the binding.
     inputs: [runtime().emptyBuffer],
     outputs: [y],
-    workgroups: grid1d(y.size, WG),
+    elements: y.size,
+    workgroupSize: WG,
   });
   return y;
 }
@@ -155,9 +161,25 @@ function binaryRawShaped(op: BinaryOp, a: Tensor, b: Tensor, shape: Shape): Tens
   if (shape.length > MAX_RANK) throw new ShapeError(`${op}: rank ${shape.length} exceeds the maximum of ${MAX_RANK}.`);
   const out = Tensor.empty(shape, 'f32', op);
   const plain = sameShape(a.shape, shape) && sameShape(b.shape, shape);
+  if (plain) {
+    // Without broadcasting, element i of a, b and out belong together: a flat kernel, split if large.
+    launchFlat(op, {
+      shader: 'binary',
+      constants: { OP: BINARY_OPS[op], BROADCAST: false, WG },
+      uniforms: ({ count }) => new Uniforms().u32(count).u32(0).u32(0).u32(0).dims8([]).dims8([], 0).dims8([], 0),
+      inputs: [a, b],
+      outputs: [out],
+      elements: out.size,
+      workgroupSize: WG,
+      flopsPerElement: 1,
+    });
+    return out;
+  }
+  // Broadcasting reads the inputs at other indices than the output's, so every tensor is bound whole (and
+  // `launch` throws a LimitError for one over the binding limit).
   launch(op, {
     shader: 'binary',
-    constants: { OP: BINARY_OPS[op], BROADCAST: !plain, WG },
+    constants: { OP: BINARY_OPS[op], BROADCAST: true, WG },
     uniforms: new Uniforms()
       .u32(out.size).u32(shape.length).u32(0).u32(0)
       .dims8(shape).dims8(broadcastStrides(a.shape, shape), 0).dims8(broadcastStrides(b.shape, shape), 0),

@@ -17,6 +17,9 @@
  * Backward, for C = A · B:  dA = dC · Bᵀ,  dB = Aᵀ · dC  (with the transpose flags folded in, so no
  * transpose is materialised by the rule itself), and for dense dBias = Σ_rows dC, with relu's mask
  * taken from the saved output.
+ *
+ * Operands over the device's storage binding limit (VGG16's fc1 kernel, 392 MiB against lavapipe's
+ * 128 MiB) are handled by running the same kernels over blocks of the problem: see src/ops/matmul-split.ts.
  */
 import { record } from '../autograd/tape.js';
 import type { BackwardRule } from '../autograd/backward.js';
@@ -24,7 +27,8 @@ import { Uniforms } from '../gpu/uniforms.js';
 import { runtime } from '../gpu/runtime.js';
 import { type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ArgumentError, LimitError, ShapeError } from '../errors.js';
-import { expectDType, launch } from './kernel.js';
+import { expectDType, windowOf } from './kernel.js';
+import { type MatmulBlock, blockSpans, matmulStrides, planMatmulBlocks } from './matmul-split.js';
 import { binaryRaw } from './elementwise.js';
 import { sum } from './reduce.js';
 
@@ -165,45 +169,82 @@ function workgroupShape(version: MatmulVersion, rowGroups: number): { WG_X: numb
 // ---------------------------------------------------------------------------------------------------------
 // Dispatch
 
-function checkBindingSize(op: string, what: string, shape: Shape): void {
-  const max = runtime().gpu.limits.maxStorageBufferBindingSize;
-  const bytes = shape.reduce((n, d) => n * d, 4);
-  if (bytes > max) {
-    throw new LimitError(`${op}: ${what} ${shapeStr(shape)} takes ${bytes} bytes, over this device's maxStorageBufferBindingSize of ${max}.`);
+/**
+ * Runs the chosen kernel for C = act(op(A) · op(B) + bias) without recording: in one dispatch, or, when an
+ * operand exceeds the storage binding limit, in blocks that each bind a window of every operand
+ * (src/ops/matmul-split.ts).
+ */
+function matmulRaw(op: string, a: Tensor, b: Tensor, pr: MatmulProblem, bias: Tensor | null, activation: DenseActivation): Tensor {
+  const out = Tensor.empty(pr.outShape, 'f32', op);
+  if (out.size === 0) return out;
+  const { kernel: { version, entry }, rules, blocks } = planKernelAndBlocks(op, pr, { a, b, c: out, bias });
+  for (const blk of blocks) {
+    const lastK = blk.k0 + blk.kb === pr.K;
+    runBlock(`${op} ${version}`, pr, { version, entry }, { a, b, c: out, bias: lastK ? bias : null }, blk, {
+      accumulate: blk.k0 > 0,
+      activation: lastK ? activation : 'none',
+      vec4: rules.vec4Columns,
+    });
+  }
+  return out;
+}
+
+/**
+ * The kernel and the blocks it runs in. The vec4 kernels need column blocks of at least 4 (and v3's
+ * `main_bt` inner blocks of 4); where an operand's rows are so long that those do not fit, v2's scalar
+ * entry point, which takes blocks of any size, runs instead.
+ */
+function planKernelAndBlocks(op: string, pr: MatmulProblem, operands: Parameters<typeof planMatmulBlocks>[2]) {
+  const kernel = matmulKernelFor(pr);
+  const rules = { vec4Columns: kernel.version === 'v3' || kernel.entry === 'main_vec4', vec4Inner: kernel.entry === 'main_bt' };
+  try {
+    return { kernel, rules, blocks: planMatmulBlocks(op, pr, operands, rules) };
+  } catch (e) {
+    if (!(e instanceof LimitError) || !(rules.vec4Columns || rules.vec4Inner)) throw e;
+    const scalar: MatmulKernel = { version: 'v2', entry: 'main' };
+    const none = { vec4Columns: false, vec4Inner: false };
+    return { kernel: scalar, rules: none, blocks: planMatmulBlocks(op, pr, operands, none) };
   }
 }
 
-/** Runs the chosen kernel for C = act(op(A) · op(B) + bias) without recording. */
-function matmulRaw(op: string, a: Tensor, b: Tensor, pr: MatmulProblem, bias: Tensor | null, activation: DenseActivation): Tensor {
-  checkBindingSize(op, 'a', a.shape);
-  checkBindingSize(op, 'b', b.shape);
-  checkBindingSize(op, 'the output', pr.outShape);
-  const out = Tensor.empty(pr.outShape, 'f32', op);
-  if (out.size === 0) return out;
-  const { version, entry } = matmulKernelFor(pr);
-  const { M, N, K } = pr;
-  const [aRow, aCol] = pr.transposeA ? [1, M] : [K, 1];
-  const [bRow, bCol] = pr.transposeB ? [1, K] : [N, 1];
+/** One dispatch of a matmul kernel over one block of the problem. */
+function runBlock(
+  label: string,
+  pr: MatmulProblem,
+  { version, entry }: MatmulKernel,
+  t: { a: Tensor; b: Tensor; c: Tensor; bias: Tensor | null },
+  blk: MatmulBlock,
+  how: { accumulate: boolean; activation: DenseActivation; vec4: boolean },
+): void {
+  const spans = blockSpans(pr, blk);
+  const a = windowOf(t.a, label, spans.a.first, spans.a.count);
+  const b = windowOf(t.b, label, spans.b.first, spans.b.count);
+  const c = windowOf(t.c, label, spans.c.first, spans.c.count);
+  const bias = t.bias ? windowOf(t.bias, label, spans.bias.first, spans.bias.count) : { binding: runtime().emptyBuffer, skip: 0 };
+  if (how.vec4 && (b.skip % 4 !== 0 || c.skip % 4 !== 0 || bias.skip % 4 !== 0)) {
+    throw new Error(`${label}: internal error: a vec4 window starts off a vec4 boundary (${b.skip}, ${c.skip}, ${bias.skip}).`);
+  }
+  const s = matmulStrides(pr);
+  const { mb: M, nb: N, kb: K } = blk;
   const uniforms = new Uniforms()
-    .u32(M).u32(N).u32(K).u32(0)
-    .u32(aRow).u32(aCol).u32(bRow).u32(bCol)
-    .u32(pr.aBatched ? M * K : 0).u32(pr.bBatched ? K * N : 0).u32(M * N).u32(0);
+    .u32(M).u32(N).u32(K).u32(how.accumulate ? 1 : 0)
+    .u32(s.aRow).u32(s.aCol).u32(s.bRow).u32(s.bCol)
+    .u32(s.aBatch).u32(s.bBatch).u32(s.cBatch).u32(s.cRow)
+    .u32(a.skip).u32(b.skip).u32(c.skip).u32(bias.skip);
   const rowsPer = version === 'v1' ? 1 : version === 'v2' ? 4 : 8;
   const colsPer = version === 'v1' ? 1 : 4;
   const rowGroups = Math.ceil(M / rowsPer);
   const colGroups = Math.ceil(N / colsPer);
   const wg = workgroupShape(version, rowGroups);
-  launch(`${op} ${version}`, {
+  runtime().dispatch({
     shader: `matmul_${version}`,
     entry,
-    constants: { ...wg, HAS_BIAS: bias !== null, ACT: activation === 'relu' ? 1 : 0 },
+    constants: { ...wg, HAS_BIAS: t.bias !== null, ACT: how.activation === 'relu' ? 1 : 0 },
     uniforms,
-    inputs: [a, b, bias ?? runtime().emptyBuffer],
-    outputs: [out],
-    workgroups: [Math.ceil(colGroups / wg.WG_X), Math.ceil(rowGroups / wg.WG_Y), pr.batch],
-    flops: 2 * pr.batch * M * N * K,
+    buffers: [a.binding, b.binding, bias.binding, c.binding],
+    workgroups: [Math.ceil(colGroups / wg.WG_X), Math.ceil(rowGroups / wg.WG_Y), blk.batches],
+    flops: 2 * blk.batches * M * N * K,
   });
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------

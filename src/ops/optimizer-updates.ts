@@ -7,6 +7,7 @@
  *
  * Every hyper-parameter travels in the uniform, so a learning rate that changes every step reuses the
  * same pipeline. The one override is SGD's MOMENTUM, which decides whether a velocity buffer exists.
+ * They are flat kernels (`launchFlat`), so a parameter over the storage binding limit is updated in windows.
  *
  * Below the dispatches are plain-TypeScript references (f64, in place on flat arrays) used by the tests.
  */
@@ -14,7 +15,7 @@ import { Uniforms } from '../gpu/uniforms.js';
 import { runtime } from '../gpu/runtime.js';
 import { type Tensor, shapeStr } from '../tensor/tensor.js';
 import { ArgumentError, ShapeError } from '../errors.js';
-import { bindingOf, expectDType, grid1d, launch, sameShape } from './kernel.js';
+import { expectDType, launchFlat, sameShape } from './kernel.js';
 
 const WG = 64;
 
@@ -61,15 +62,16 @@ export function sgdUpdate(param: Tensor, grad: Tensor, velocity: Tensor | null, 
   }
   if (h.nesterov && !hasMomentum) throw new ArgumentError(`${op}: nesterov needs momentum > 0; got momentum ${h.momentum}.`);
   if (velocity) expectLike(op, param, velocity, 'the velocity');
-  // launch() binds tensors only; without momentum the velocity binding is a placeholder buffer that the
-  // kernel never touches, so this dispatches directly.
-  runtime().dispatch({
+  // Without momentum the velocity binding is a placeholder buffer that the kernel never touches.
+  launchFlat(op, {
     shader: 'sgd_update',
     constants: { MOMENTUM: hasMomentum, WG },
-    uniforms: new Uniforms().u32(param.size).f32(h.lr).f32(h.momentum).f32(h.weightDecay).u32(h.nesterov ? 1 : 0),
-    buffers: [grad, param, velocity ?? runtime().emptyBuffer].map((b) => bindingOf(b, op)),
-    workgroups: grid1d(param.size, WG),
-    flops: param.size * (hasMomentum ? 6 : 4),
+    uniforms: ({ count }) => new Uniforms().u32(count).f32(h.lr).f32(h.momentum).f32(h.weightDecay).u32(h.nesterov ? 1 : 0),
+    inputs: [grad],
+    outputs: [param, velocity ?? runtime().emptyBuffer],
+    elements: param.size,
+    workgroupSize: WG,
+    flopsPerElement: hasMomentum ? 6 : 4,
   });
 }
 
@@ -82,17 +84,18 @@ export function adamUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h:
   expectLike(op, param, v, 'the second moment v');
   if (!Number.isInteger(h.step) || h.step < 1) throw new ArgumentError(`${op}: step must be an integer ≥ 1; got ${h.step}.`);
   const { inv1, inv2 } = biasCorrections(h);
-  launch(op, {
+  launchFlat(op, {
     shader: 'adam_update',
     constants: { WG },
-    uniforms: new Uniforms()
-      .u32(param.size).f32(h.lr).f32(h.beta1).f32(h.beta2).f32(1 - h.beta1).f32(1 - h.beta2).f32(h.epsilon)
+    uniforms: ({ count }) => new Uniforms()
+      .u32(count).f32(h.lr).f32(h.beta1).f32(h.beta2).f32(1 - h.beta1).f32(1 - h.beta2).f32(h.epsilon)
       .f32(h.decoupled ? 0 : h.weightDecay).f32(h.decoupled ? h.weightDecay : 0)
       .f32(inv1).f32(inv2),
     inputs: [grad],
     outputs: [param, m, v],
-    workgroups: grid1d(param.size, WG),
-    flops: param.size * 16,
+    elements: param.size,
+    workgroupSize: WG,
+    flopsPerElement: 16,
   });
 }
 

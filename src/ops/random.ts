@@ -17,7 +17,7 @@
 import { Uniforms } from '../gpu/uniforms.js';
 import { type Shape, Tensor } from '../tensor/tensor.js';
 import { ArgumentError } from '../errors.js';
-import { grid1d, launch } from './kernel.js';
+import { launchFlat } from './kernel.js';
 
 const WG = 64;
 const DIST = { bits: 0, uniform: 1, normal: 2, truncatedNormal: 3 } as const;
@@ -62,14 +62,18 @@ function generate(op: string, kind: keyof typeof DIST, shape: Shape, seed: numbe
   const key = seedKey(op, seed);
   const out = Tensor.empty(shape, kind === 'bits' ? 'u32' : 'f32', op);
   if (out.size === 0) return out;
-  launch(op, {
+  // Windows of a large tensor start on a block boundary (perInvocation: 4), and each passes its first
+  // block so that element i is still drawn from counter i div 4: windowed or not, the values are the same.
+  launchFlat(op, {
     shader: 'random',
     constants: { DIST: DIST[kind], WG },
-    uniforms: new Uniforms().u32(out.size).u32(key[0]).u32(key[1]).u32(0).f32(a).f32(b),
+    uniforms: ({ start, count }) => new Uniforms().u32(count).u32(key[0]).u32(key[1]).u32(start / 4).f32(a).f32(b),
     inputs: [],
     outputs: [out],
-    workgroups: grid1d(Math.ceil(out.size / 4), WG),
-    flops: out.size * 40,
+    elements: out.size,
+    workgroupSize: WG,
+    perInvocation: 4,
+    flopsPerElement: 40,
   });
   return out;
 }

@@ -11,7 +11,8 @@ export const weightsCommand: CommandSpec = {
   summary: 'fetch pretrained weights (resnet50), convert weights to safetensors, inspect a file',
   usage: [
     'graft weights fetch resnet50 [--out FILE] [--cache DIR] [--force]',
-    '       graft weights convert IN --out OUT.safetensors    (IN: .safetensors, TF.js model.json, or .tgz of one)',
+    '       graft weights convert IN --out OUT.safetensors [--architecture vgg16|resnet50-v1]',
+    '                                  (IN: .safetensors, Keras .h5, TF.js model.json, or .tgz of one)',
     '       graft weights inspect FILE.safetensors [--tensors]',
   ].join('\n'),
   options: {
@@ -19,13 +20,14 @@ export const weightsCommand: CommandSpec = {
     cache: { type: 'string', help: 'fetch: folder for the downloaded tarball (default weights/cache)' },
     force: { type: 'boolean', help: 'fetch: convert again even if the output is up to date' },
     tensors: { type: 'boolean', help: 'inspect: list every tensor' },
+    architecture: { type: 'string', help: 'convert, Keras .h5: vgg16 or resnet50-v1 (default: recognised by the weight names)' },
   },
 };
 
 const SUBCOMMANDS = ['fetch', 'convert', 'inspect'];
 
 /** Options that only some subcommands take; any other use is an error rather than silently ignored. */
-const OPTION_OWNERS: Record<string, string[]> = { out: ['fetch', 'convert'], cache: ['fetch'], force: ['fetch'], tensors: ['inspect'] };
+const OPTION_OWNERS: Record<string, string[]> = { out: ['fetch', 'convert'], cache: ['fetch'], force: ['fetch'], tensors: ['inspect'], architecture: ['convert'] };
 
 export async function runWeights(args: ParsedArgs): Promise<void> {
   const [sub, ...rest] = args.positionals;
@@ -51,7 +53,8 @@ export async function runWeights(args: ParsedArgs): Promise<void> {
   } else if (sub === 'convert') {
     const input = one('input file');
     if (args.options.out === undefined) throw new ArgumentError('graft weights convert: --out OUT.safetensors is required.');
-    convertWeightsFile(input, String(args.options.out));
+    const architecture = args.options.architecture === undefined ? {} : { architecture: String(args.options.architecture) };
+    convertWeightsFile(input, String(args.options.out), console.log, architecture);
   } else {
     const file = one('safetensors file');
     const header = readSafetensorsHeaderFile(file);

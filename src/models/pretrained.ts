@@ -28,8 +28,11 @@ export function loadPretrained(path: string, options: PretrainedOptions = {}): P
   const file = readSafetensorsFile(path, { widen: true });
   const meta = file.metadata;
   const architecture = meta.architecture ?? '';
-  const includeTop = options.includeTop ?? true;
-  const config = { includeTop, inputShape: options.inputShape ?? ([224, 224, 3] as [number, number, number]), pooling: options.pooling ?? null };
+  // A file without the classifier (include_top 'false' in its metadata) builds the base only.
+  const includeTop = options.includeTop ?? meta.include_top !== 'false';
+  const classes = meta.num_classes === undefined ? 1000 : Number(meta.num_classes);
+  if (!Number.isInteger(classes) || classes < 1) throw new GraftFormatError(`${path}: metadata 'num_classes' is ${JSON.stringify(meta.num_classes)}; expected a positive integer.`);
+  const config = { includeTop, classes, inputShape: options.inputShape ?? ([224, 224, 3] as [number, number, number]), pooling: options.pooling ?? null };
   const epsilon = meta.batchnorm_epsilon === undefined ? undefined : Number(meta.batchnorm_epsilon);
   let model: Model;
   if (architecture === 'resnet50-v1' || architecture === 'resnet50-v1.5') {

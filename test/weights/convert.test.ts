@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, test, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { ArgumentError, GraftError } from '../../src/errors.js';
+import { ArgumentError, GraftError, GraftFormatError } from '../../src/errors.js';
 import { convertWeightsFile, detectWeightsFormat, sha256Hex } from '../../src/weights/convert.js';
 import { readSafetensorsFile } from '../../src/weights/files.js';
 import { tarOf, tinyTfjsModel } from './fixtures.js';
@@ -82,10 +82,14 @@ describe('graft weights convert', () => {
     expect(() => convertWeightsFile(tgz, join(dir, 'x.safetensors'), quiet)).toThrow(/empty\.tgz: expected one TF\.js model\.json in the archive, found 0/);
   });
 
-  test('Keras .h5 is not supported yet; PyTorch pickles are refused without being opened', () => {
+  test('a truncated .h5 is a format error, a .keras zip is not supported yet; PyTorch pickles are refused without being opened', () => {
     const h5 = join(dir, 'w.h5');
     writeFileSync(h5, new Uint8Array([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0]));
-    expect(() => convertWeightsFile(h5, join(dir, 'o.safetensors'), quiet)).toThrow(/not supported yet: Keras \.h5 files/);
+    expect(() => convertWeightsFile(h5, join(dir, 'o.safetensors'), quiet)).toThrow(GraftFormatError);
+    expect(() => convertWeightsFile(h5, join(dir, 'o.safetensors'), quiet)).toThrow(/w\.h5: cannot read it as an HDF5 file/);
+    const keras = join(dir, 'model.keras');
+    writeFileSync(keras, new Uint8Array([0x50, 0x4b, 3, 4, 0, 0]));
+    expect(() => convertWeightsFile(keras, join(dir, 'o.safetensors'), quiet)).toThrow(/not supported yet: .*model\.keras is a zip archive/);
     const pth = join(dir, 'resnet.pth');
     writeFileSync(pth, new Uint8Array([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c]));
     expect(() => convertWeightsFile(pth, join(dir, 'o.safetensors'), quiet)).toThrow(GraftError);

@@ -7,3 +7,5 @@ export * from './ops/index.js';
 export * from './train/index.js';
 export * from './nn/index.js';
 export * from './models/index.js';
+export * from './data/index.js';
+export * from './report/index.js';

@@ -35,6 +35,7 @@ import {
   conv2dGeometry, conv2dInputGradRaw, convFlops, convKernelFor, forceConvVersion,
 } from '../src/ops/conv.js';
 import { gflops, timeRuns } from './lib/timing.js';
+import { randomData } from './lib/data.js';
 import { type Cell, type Column, printTable, writeJson } from './lib/table.js';
 import { type Tf, loadTfjsWebgpu } from './lib/tfjs.js';
 import { type Layer, modelLayers, MODELS, type ModelName } from './lib/conv-layers.js';
@@ -93,17 +94,6 @@ function parseArgs(args: string[]): Options {
     }
   }
   return opts;
-}
-
-/** Deterministic inputs in [-1, 1). */
-function randomData(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
 }
 
 /** Compares sampled outputs with f64 sums; returns the worst error relative to the largest |ref|. */

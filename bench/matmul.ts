@@ -18,6 +18,7 @@ import { tensor } from '../src/tensor/create.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { type MatmulVersion, MATMUL_VERSIONS, forceMatmulVersion, matmul, matmulKernelFor, matmulProblem } from '../src/ops/matmul.js';
 import { type RunStats, gflops, gpuTimeMs, timeRuns } from './lib/timing.js';
+import { randomData } from './lib/data.js';
 import { type Cell, type Column, printTable, writeJson } from './lib/table.js';
 import { type Tf, loadTfjsWebgpu } from './lib/tfjs.js';
 
@@ -84,17 +85,6 @@ function parseArgs(args: string[]): Options {
     }
   }
   return opts;
-}
-
-/** Deterministic inputs in [-1, 1). */
-function randomData(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
 }
 
 /** Compares 32 sampled outputs with f64 dot products; returns the worst error relative to the largest |ref|. */

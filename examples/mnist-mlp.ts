@@ -16,7 +16,7 @@ import { memory } from '../src/tensor/memory.js';
 import { tidy } from '../src/tensor/scope.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { noGrad } from '../src/autograd/tape.js';
-import { add, backward, dense, glorotUniform, softmaxCrossEntropy, zeros } from '../src/ops/index.js';
+import { add, backward, dense, glorotUniform, permutation, softmaxCrossEntropy, zeros } from '../src/ops/index.js';
 import { Adam } from '../src/train/optimizers.js';
 import { type DigitSet, loadMnistTest, loadMnistTrain } from '../src/data/mnist.js';
 
@@ -55,21 +55,6 @@ const params = [w1, b1, w2, b2];
 const optimizer = new Adam(params, { lr: Number(opt.lr) });
 
 const logitsOf = (x: Tensor) => dense(dense(x, w1, b1, 'relu'), w2, b2);
-
-/** A deterministic shuffle (mulberry32), so a run is reproducible from its seed. */
-function permutation(n: number, s: number): Uint32Array {
-  const p = Uint32Array.from({ length: n }, (_, i) => i);
-  let a = s >>> 0;
-  for (let i = n - 1; i > 0; i--) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const j = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * (i + 1);
-    const k = Math.floor(j);
-    [p[i], p[k]] = [p[k]!, p[i]!];
-  }
-  return p;
-}
 
 function gather(set: DigitSet, order: ArrayLike<number>, start: number, count: number) {
   const x = new Float32Array(count * 784);

@@ -34,6 +34,7 @@
 import { readdirSync, readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ArgumentError, GraftError } from '../errors.js';
+import { mulberry32, shuffleInPlace } from '../ops/random.js';
 import { decodeImage, imageKind, preprocess, resizeBilinear, type Preprocessing, type RgbImage } from './image.js';
 
 export type LabelMode = 'int' | 'categorical' | 'binary';
@@ -83,18 +84,6 @@ export interface ImageDataset {
 
 // ---- seeded randomness -------------------------------------------------------------------------------------
 
-/** mulberry32: a tiny 32-bit generator, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Mixes several integers into one 32-bit seed (a murmur3-style finaliser per word). */
 function mixSeed(...words: number[]): number {
   let h = 0x9e3779b9;
@@ -107,13 +96,6 @@ function mixSeed(...words: number[]): number {
   return h >>> 0;
 }
 
-function shuffleInPlace<T>(items: T[], random: () => number): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
-  return items;
-}
 
 // ---- indexing ----------------------------------------------------------------------------------------------
 

@@ -32,18 +32,10 @@ import { LimitError } from '../errors.js';
 import { type Tensor, shapeStr } from '../tensor/tensor.js';
 import { bytesStr, storageBindingLimit } from './kernel.js';
 import { runtime } from '../gpu/runtime.js';
+import type { MatmulProblem } from './matmul.js';
 
-/** The shape facts of a matmul that splitting needs (a subset of matmul.ts's MatmulProblem). */
-export interface SplitProblem {
-  batch: number;
-  M: number;
-  N: number;
-  K: number;
-  transposeA: boolean;
-  transposeB: boolean;
-  aBatched: boolean;
-  bBatched: boolean;
-}
+/** The shape facts of a matmul that splitting needs. */
+export type SplitProblem = Omit<MatmulProblem, 'outShape'>;
 
 /** Element strides of the whole tensors: A(m, k) is at batch·aBatch + m·aRow + k·aCol, and so on. */
 export interface MatmulStrides {

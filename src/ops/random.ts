@@ -227,3 +227,34 @@ export function truncatedNormalRef(n: number, { seed, mean = 0, std = 1 }: Norma
   }
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Seeded randomness on the CPU, for shuffling and data augmentation (data loaders, fit, examples).
+
+/** mulberry32: a tiny 32-bit generator, uniform in [0, 1). Deterministic from `seed`. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Fisher–Yates shuffle driven by `random`, in place; returns `items`. */
+export function shuffleInPlace<A extends { length: number; [i: number]: unknown }>(items: A, random: () => number): A {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = items[i];
+    items[i] = items[j]!;
+    items[j] = t;
+  }
+  return items;
+}
+
+/** A deterministic permutation of 0..n−1 (Fisher–Yates with mulberry32). */
+export function permutation(n: number, seed: number): Uint32Array {
+  return shuffleInPlace(Uint32Array.from({ length: n }, (_, i) => i), mulberry32(seed));
+}

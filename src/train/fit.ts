@@ -28,7 +28,7 @@ import { noGrad } from '../autograd/tape.js';
 import { tensor } from '../tensor/create.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { add, backward, clamp, equal, max, mul, mulScalar, softmax, softmaxCrossEntropy, sum } from '../ops/index.js';
+import { add, backward, clamp, equal, max, mul, mulScalar, permutation, softmax, softmaxCrossEntropy, sum } from '../ops/index.js';
 import { Layer } from '../nn/layer.js';
 import { Model } from '../nn/model.js';
 import { Activation, type ActivationName, Dense } from '../nn/layers/core.js';
@@ -58,20 +58,6 @@ export interface ArrayBatchesOptions {
   inputShape: readonly number[];
   /** Checks that class indices lie in [0, numClasses) or that one-hot rows have this width. */
   numClasses?: number;
-}
-
-/** A deterministic permutation of 0..n−1 (Fisher–Yates with mulberry32). */
-export function permutation(n: number, seed: number): Uint32Array {
-  const p = Uint32Array.from({ length: n }, (_, i) => i);
-  let a = seed >>> 0;
-  for (let i = n - 1; i > 0; i--) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const k = Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * (i + 1));
-    [p[i], p[k]] = [p[k]!, p[i]!];
-  }
-  return p;
 }
 
 /** Batches of in-memory arrays; the last batch of an epoch may be smaller (as in Keras). */

@@ -7,6 +7,7 @@
  */
 import fc from 'fast-check';
 import { expect } from 'vitest';
+import { mulberry32 } from '../../src/ops/random.js';
 
 export interface Tolerance {
   rtol?: number;
@@ -59,17 +60,8 @@ export function finiteDiff(f: (x: Float64Array) => number, x: Float64Array, eps 
   return g;
 }
 
-/** Mulberry32: small, fast, deterministic. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Mulberry32 (src/ops/random.ts): small, fast, deterministic. */
+export const rng = mulberry32;
 
 /** `n` values uniform in [lo, hi), from `seed`. */
 export function randomData(n: number, seed: number, lo = -1, hi = 1): Float32Array {

@@ -17,6 +17,12 @@
  * State tensors are allocated at a parameter's first step, are kept (they survive `tidy`), belong to the
  * optimizer and are freed by `dispose()`. `stateDict()` reads them back to the CPU for checkpoints and
  * `loadStateDict()` restores them.
+ *
+ * Gradient clipping (Keras's `clipvalue`, `clipnorm` and `global_clipnorm`; src/train/clipping.ts) is an
+ * option of the whole optimizer, not of a group: `{ clipValue }` clamps every gradient element to [−c, c],
+ * `{ clipNorm }` rescales each parameter's gradient to an L2 norm ≤ c, and `{ globalClipNorm }` rescales all
+ * gradients together so that their joint norm is ≤ c. The clipped gradients feed the update; `p.grad` is
+ * left as backward computed it. Everything stays on the GPU: no value is read back.
  */
 import { ArgumentError, DisposedError, ShapeError } from '../errors.js';
 import { noGrad } from '../autograd/tape.js';
@@ -25,6 +31,10 @@ import { tensor } from '../tensor/create.js';
 import { zeros } from '../ops/elementwise.js';
 import { sameShape } from '../ops/kernel.js';
 import { adamUpdate, sgdUpdate } from '../ops/optimizer-updates.js';
+import { tidy } from '../tensor/scope.js';
+import { CLIP_KEYS, type ClipOptions, clipGradients, validateClipOptions } from './clipping.js';
+
+export type { ClipOptions } from './clipping.js';
 
 /** Hyper-parameters other than the learning rate: named numbers and flags. */
 type Hyper<H> = { [K in keyof H]: number | boolean };
@@ -45,6 +55,8 @@ export interface OptimizerStateDict {
   /** Parameters are numbered in order across the groups, as the constructor received them. */
   groups: Array<{ lr: number; hyper: Record<string, number | boolean>; params: number[] }>;
   state: Array<{ param: number; step: number; buffers: Record<string, { shape: number[]; data: Float32Array }> }>;
+  /** The gradient-clipping options ({} when none). Absent in dicts saved before clipping existed. */
+  clipping?: ClipOptions;
 }
 
 /**
@@ -85,16 +97,18 @@ export abstract class Optimizer<H extends Hyper<H>> {
   private baseLr: number;
   private readonly state = new Map<Tensor, ParamState>();
   private disposed = false;
+  private clip: Readonly<ClipOptions>;
 
   protected constructor(
     readonly kind: string,
     params: Tensor[] | ParamGroupSpec<H>[],
-    options: { lr: number } & Partial<H>,
+    options: { lr: number } & Partial<H> & ClipOptions,
     defaults: H,
   ) {
     if (options === null || typeof options !== 'object') throw new ArgumentError(`${kind}: options must be an object with at least { lr }; got ${String(options)}.`);
-    checkKeys(kind, 'options', options, ['lr', ...Object.keys(defaults)]);
+    checkKeys(kind, 'options', options, ['lr', ...Object.keys(defaults), ...CLIP_KEYS]);
     checkLr(kind, 'lr', options.lr);
+    this.clip = validateClipOptions(kind, 'options', options);
     this.baseLr = options.lr;
     const base = this.makeHyper(defaults, options, 'options');
     if (!Array.isArray(params) || params.length === 0) {
@@ -109,6 +123,9 @@ export abstract class Optimizer<H extends Hyper<H>> {
       const where = `param group ${gi}`;
       if (spec instanceof Tensor || spec === null || typeof spec !== 'object' || !Array.isArray(spec.params)) {
         throw new ArgumentError(`${kind}: params must be all tensors or all groups { params, ... }; ${where} is ${describeValue(spec)}.`);
+      }
+      for (const key of CLIP_KEYS) {
+        if (key in spec) throw new ArgumentError(`${kind}: ${where}: ${key} applies to the whole optimizer; pass it in the options, not in a param group.`);
       }
       checkKeys(kind, where, spec, ['params', 'lr', ...Object.keys(defaults)]);
       if (spec.lr !== undefined) checkLr(kind, `${where}: lr`, spec.lr);
@@ -136,21 +153,35 @@ export abstract class Optimizer<H extends Hyper<H>> {
     this.baseLr = value;
   }
 
-  /** Updates every parameter that has a gradient. Records nothing on the tape. */
+  /** The gradient-clipping options ({} when there is no clipping). */
+  get clipping(): Readonly<ClipOptions> {
+    return this.clip;
+  }
+
+  /**
+   * Updates every parameter that has a gradient, with the gradients clipped as the options say. Records
+   * nothing on the tape; the clipped gradients are temporaries, freed before it returns.
+   */
   step(): void {
     this.assertUsable('step');
-    noGrad(() => {
-      for (const group of this.paramGroups) {
-        const lr = group.lr;
-        for (const p of group.params) {
-          if (!p.grad) continue;
-          p.assertAlive(`${this.kind}.step`);
-          const s = this.stateFor(p, group.hyper);
-          s.step++;
-          this.update(p, p.grad, s, group.hyper, lr);
+    noGrad(() =>
+      tidy(() => {
+        const withGrad = this.allParams().filter((p) => p.grad);
+        for (const p of withGrad) p.assertAlive(`${this.kind}.step`);
+        const grads = clipGradients(withGrad.map((p) => p.grad!), this.clip);
+        const gradOf = new Map(withGrad.map((p, i) => [p, grads[i]!]));
+        for (const group of this.paramGroups) {
+          const lr = group.lr;
+          for (const p of group.params) {
+            const g = gradOf.get(p);
+            if (!g) continue;
+            const s = this.stateFor(p, group.hyper);
+            s.step++;
+            this.update(p, g, s, group.hyper, lr);
+          }
         }
-      }
-    });
+      }),
+    );
   }
 
   /** Disposes every parameter's gradient, so the next backward starts from zero. */
@@ -192,7 +223,7 @@ export abstract class Optimizer<H extends Hyper<H>> {
     }
     let next = 0;
     const groups = this.paramGroups.map((g) => ({ lr: g.lr, hyper: { ...g.hyper }, params: g.params.map(() => next++) }));
-    return { kind: this.kind, learningRate: this.baseLr, groups, state };
+    return { kind: this.kind, learningRate: this.baseLr, groups, state, clipping: { ...this.clip } };
   }
 
   /** Restores what `stateDict()` returned, into an optimizer built over the same parameters and groups. */
@@ -212,6 +243,8 @@ export abstract class Optimizer<H extends Hyper<H>> {
       return this.makeHyper(this.paramGroups[gi]!.hyper as H, g.hyper as Partial<H>, `loadStateDict: ${where}`);
     });
     checkLr(k, 'loadStateDict: learningRate', dict.learningRate);
+    // A dict saved before clipping existed has no `clipping`: keep this optimizer's.
+    const clip = dict.clipping === undefined ? this.clip : validateClipOptions(k, 'loadStateDict: clipping', dict.clipping);
     const order = this.allParams();
     const groupOf = (p: Tensor) => this.paramGroups.findIndex((g) => g.params.includes(p));
     for (const s of dict.state) {
@@ -231,6 +264,7 @@ export abstract class Optimizer<H extends Hyper<H>> {
     }
     // Everything checked: now replace.
     this.clearState();
+    this.clip = clip;
     this.baseLr = dict.learningRate;
     this.paramGroups.forEach((g, gi) => {
       g.hyper = hypers[gi]!;
@@ -283,7 +317,7 @@ export interface SGDHyper {
   nesterov: boolean;
   weightDecay: number;
 }
-export type SGDOptions = { lr: number } & Partial<SGDHyper>;
+export type SGDOptions = { lr: number } & Partial<SGDHyper> & ClipOptions;
 
 /**
  * Stochastic gradient descent, PyTorch semantics with dampening 0: v ← μ·v + (g + wd·p), then
@@ -317,7 +351,7 @@ export interface AdamHyperParams {
   epsilon: number;
   weightDecay: number;
 }
-export type AdamOptions = { lr: number } & Partial<AdamHyperParams>;
+export type AdamOptions = { lr: number } & Partial<AdamHyperParams> & ClipOptions;
 
 /** Adam and AdamW: the same kernel and state; they differ in how weight decay enters. */
 abstract class AdamFamily extends Optimizer<AdamHyperParams> {

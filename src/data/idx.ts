@@ -10,11 +10,14 @@ export interface IdxArray {
   data: Uint8Array;
 }
 
+const MAX_INFLATED_BYTES = 1 << 30;
+
 export function parseIdx(bytes: Uint8Array, file = 'IDX file'): IdxArray {
   let buf = bytes;
   if (buf[0] === 0x1f && buf[1] === 0x8b) {
     try {
-      buf = gunzipSync(buf);
+      // A bound on the inflated size, so that a hostile file cannot inflate without end (MNIST's largest is 47 MB).
+      buf = gunzipSync(buf, { maxOutputLength: MAX_INFLATED_BYTES });
     } catch (e) {
       throw new GraftFormatError(`${file}: gzip data is corrupt (${(e as Error).message}).`);
     }
@@ -27,6 +30,7 @@ export function parseIdx(bytes: Uint8Array, file = 'IDX file'): IdxArray {
   if (buf.length < 4 + 4 * rank) throw new GraftFormatError(`${file}: header declares rank ${rank} but the file ends inside the dimensions.`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const shape = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i, false));
+  if (shape.includes(0)) throw new GraftFormatError(`${file}: dimensions [${shape.join(', ')}] include a 0: the file holds no data.`);
   const n = shape.reduce((a, b) => a * b, 1);
   const start = 4 + 4 * rank;
   if (buf.length - start !== n) {

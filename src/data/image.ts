@@ -16,8 +16,16 @@ export interface RgbImage {
   data: Float32Array;
 }
 
-/** Refuse images whose decoded size would be absurd (a corrupt or hostile header). */
-const MAX_PIXELS = 64 * 1024 * 1024;
+/**
+ * Refuse images whose decoded size would be absurd (a corrupt or hostile header): 64 Mpixels, an 8K × 8K
+ * photo, is far more than any model input needs.
+ */
+export const MAX_PIXELS = 64 * 1024 * 1024;
+
+export interface DecodeOptions {
+  /** The largest width × height accepted, checked from the header before any pixel memory is allocated. */
+  maxPixels?: number;
+}
 
 function rgbaToRgb(width: number, height: number, rgba: Uint8Array | Buffer): RgbImage {
   const data = new Float32Array(width * height * 3);
@@ -36,23 +44,64 @@ export function imageKind(bytes: Uint8Array): 'jpeg' | 'png' | 'gif' | 'unknown'
   return 'unknown';
 }
 
-/** Decodes a JPEG or PNG file's bytes; anything else, or a corrupt file, is a GraftFormatError naming `file`. */
-export function decodeImage(bytes: Uint8Array, file: string): RgbImage {
+/**
+ * A PNG's size from its IHDR chunk, which must come first: 8 bytes of signature, then the chunk's length
+ * (4 bytes), its type 'IHDR' and width and height as big-endian u32. Null if the bytes are not laid out so
+ * (pngjs then rejects the file itself).
+ */
+function pngHeaderSize(bytes: Uint8Array): { width: number; height: number } | null {
+  if (bytes.length < 24) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(12, false) !== 0x49484452 /* 'IHDR' */) return null;
+  return { width: view.getUint32(16, false), height: view.getUint32(20, false) };
+}
+
+/** Throws (a plain Error, wrapped by decodeImage) unless width × height is a sane, positive size. */
+function checkSize(width: number, height: number, maxPixels: number): void {
+  if (!(width > 0 && height > 0)) throw new Error(`the header gives a size of ${width}×${height} pixels`);
+  if (width * height > maxPixels) throw new Error(`${width}×${height} pixels is more than the limit of ${maxPixels}`);
+}
+
+/**
+ * Decodes a JPEG or PNG file's bytes; anything else, or a corrupt file, is a GraftFormatError naming `file`.
+ *
+ * A header claiming more than `maxPixels` pixels is refused before the decoder allocates anything: jpeg-js
+ * checks its `maxResolutionInMP` when it reads the frame header, and for PNG we read IHDR ourselves, since
+ * pngjs allocates the whole bitmap first. Whatever the decoders throw (their messages, RangeErrors, even
+ * non-Error values) comes back as a GraftFormatError that names the file.
+ */
+export function decodeImage(bytes: Uint8Array, file: string, options: DecodeOptions = {}): RgbImage {
+  const maxPixels = options.maxPixels ?? MAX_PIXELS;
   const kind = imageKind(bytes);
   try {
     if (kind === 'jpeg') {
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: MAX_PIXELS / 1e6, maxMemoryUsageInMB: 1024 });
-      return rgbaToRgb(img.width, img.height, img.data);
+      const img = jpeg.decode(bytes, {
+        useTArray: true,
+        formatAsRGBA: true,
+        maxResolutionInMP: maxPixels / 1e6,
+        // jpeg-js counts its own allocations; 16 bytes a pixel covers its component buffers and the output.
+        maxMemoryUsageInMB: Math.max(16, Math.ceil((maxPixels * 16) / 2 ** 20)),
+      });
+      return checkedRgb(img.width, img.height, img.data, maxPixels);
     }
     if (kind === 'png') {
+      const header = pngHeaderSize(bytes);
+      if (header) checkSize(header.width, header.height, maxPixels);
       const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-      if (png.width * png.height > MAX_PIXELS) throw new Error(`${png.width}×${png.height} pixels is too large`);
-      return rgbaToRgb(png.width, png.height, png.data);
+      return checkedRgb(png.width, png.height, png.data, maxPixels);
     }
   } catch (e) {
-    throw new GraftFormatError(`${file}: cannot decode ${kind.toUpperCase()} (${(e as Error).message}).`);
+    const why = e instanceof Error ? e.message : String(e);
+    throw new GraftFormatError(`${file}: cannot decode ${kind.toUpperCase()} (${why}).`);
   }
   throw new GraftFormatError(`${file}: not a JPEG or PNG image (${kind === 'gif' ? 'a GIF, which Graft does not decode' : 'unknown format'}).`);
+}
+
+/** The decoder's RGBA output as RGB, after checking that its size and length agree. */
+function checkedRgb(width: number, height: number, rgba: Uint8Array | Buffer, maxPixels: number): RgbImage {
+  checkSize(width, height, maxPixels);
+  if (rgba.length < width * height * 4) throw new Error(`the decoder returned ${rgba.length} bytes for ${width}×${height} RGBA pixels`);
+  return rgbaToRgb(width, height, rgba);
 }
 
 /** Bilinear resize with half-pixel centres (as TF's resize with antialias off, and PIL's bilinear on upsampling). */

@@ -32,6 +32,7 @@ export function parseUsps(text: string, file: string): DigitSet {
     lineNumbers.push(i + 1);
   });
   const count = rows.length;
+  if (count === 0) throw new GraftFormatError(`${file}: no images found (expected lines of a label and ${PIXELS} values).`);
   const images = new Float32Array(count * PIXELS);
   const labels = new Int32Array(count);
   rows.forEach((fields, r) => {

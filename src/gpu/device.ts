@@ -143,8 +143,21 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<GpuDev
   return gd;
 }
 
+/**
+ * What a DeviceLostError says: what happened, that nothing on the device survives it, and what to do.
+ * A lost device cannot be revived, and every tensor (weights, optimizer state) lived on it.
+ */
+export function deviceLostMessage(reason: string): string {
+  return (
+    `The WebGPU device was lost (${reason}). The GPU driver reset, the device ran out of memory, or it was destroyed, ` +
+    'and every tensor on it is gone: Graft cannot continue in this process. What to do: run the command again. ' +
+    "A training run's last checkpoint in its run folder is intact (checkpoints are written atomically), so " +
+    '`graft train --resume` continues from it. If the loss happens again at the same point, try a smaller batch size.'
+  );
+}
+
 export function assertNotLost(gd: GpuDevice): void {
-  if (gd.lostReason !== null) throw new DeviceLostError(`The WebGPU device was lost (${gd.lostReason}).`);
+  if (gd.lostReason !== null) throw new DeviceLostError(deviceLostMessage(gd.lostReason));
 }
 
 /** One line naming the adapter, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) [mesa, llvmpipe-…]". */

@@ -9,6 +9,8 @@
  * Errors: every batch runs inside WebGPU error scopes, and every pipeline, bind group and pass is labelled
  * with its kernel's name, so a validation error comes back naming the kernel. Such errors arrive
  * asynchronously; they are thrown at the next synchronisation point, or at the next dispatch once known.
+ * A lost device (src/gpu/device.ts) is checked first at each of those points, so after a loss the next
+ * dispatch, upload, read or sync throws a DeviceLostError that says what to do, never a Dawn error.
  */
 import { GpuError, GraftError, LimitError } from '../errors.js';
 import { assertNotLost, acquireDevice, type DeviceOptions, type GpuDevice } from './device.js';
@@ -132,6 +134,7 @@ export class GpuRuntime {
 
   /** Reads `bytes` bytes from a buffer, after everything dispatched so far. */
   async read(buffer: GPUBuffer, byteOffset: number, bytes: number): Promise<ArrayBuffer> {
+    assertNotLost(this.gpu);
     const size = Math.ceil(bytes / 4) * 4;
     const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'graft-readback' });
     this.copy(buffer, byteOffset, staging, 0, size);
@@ -141,6 +144,7 @@ export class GpuRuntime {
       return staging.getMappedRange().slice(0, bytes);
     } catch (e) {
       await this.settle();
+      await this.throwIfLostSoon();
       throw e;
     } finally {
       staging.destroy();
@@ -150,6 +154,7 @@ export class GpuRuntime {
 
   /** Submits pending work, waits for the GPU to finish it, and throws any error it raised. */
   async sync(): Promise<void> {
+    assertNotLost(this.gpu);
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     await this.settle();
@@ -190,6 +195,19 @@ export class GpuRuntime {
     await Promise.all(checks);
     await this.pipelines.settle();
     this.throwPending();
+  }
+
+  /**
+   * When a device is lost, a pending mapAsync may fail before the device's `lost` promise has settled; then
+   * wait a moment for it, so that the caller gets a DeviceLostError saying what to do, not a bare AbortError.
+   */
+  private async throwIfLostSoon(): Promise<void> {
+    if (this.gpu.lostReason === null) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.gpu.lost, new Promise((resolve) => (timer = setTimeout(resolve, 100)))]);
+      clearTimeout(timer);
+    }
+    assertNotLost(this.gpu);
   }
 
   private throwPending(): void {

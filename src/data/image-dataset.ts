@@ -74,6 +74,10 @@ export interface ImageDataset {
   classNames: string[];
   /** Files in this subset (after the sniff, before any decode failure). */
   fileCount: number;
+  /** Examples per epoch, as BatchSource.size (the file count; a file that fails to decode is skipped). */
+  size: number;
+  /** The subset's files, in the order of the unshuffled dataset. */
+  files: string[];
   /** Files skipped so far (relative to dir): those found at indexing, then any that failed to decode. */
   skipped: string[];
   imageSize: [number, number];
@@ -334,6 +338,8 @@ function makeDataset(dir: string, files: Entry[], cfg: DatasetConfig): ImageData
   const dataset: ImageDataset = {
     classNames: cfg.classNames,
     fileCount: files.length,
+    size: files.length,
+    files: files.map((f) => f.path),
     skipped: cfg.skipped,
     imageSize: cfg.imageSize,
     batchSize: cfg.batchSize,

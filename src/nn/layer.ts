@@ -20,6 +20,12 @@ import { type Shape, type Tensor, shapeStr } from '../tensor/tensor.js';
 export interface CallOptions {
   /** Training mode: dropout drops, and unfrozen BatchNorm uses batch statistics. */
   training: boolean;
+  /**
+   * Return logits: a layer whose activation is softmax leaves the softmax out. A model passes this only to
+   * the layer that produces its output (inner softmaxes, if any, still run). Losses take logits because
+   * log-sum-exp is exact where −log(softmax) underflows (see src/train/fit.ts).
+   */
+  logits?: boolean;
 }
 
 /** A weight of a layer: `name` is local (`kernel`, `bias`, `gamma`, `moving_mean`); its key is `layer/name`. */
@@ -181,6 +187,15 @@ export abstract class Layer {
 
   /** The computation, on real tensors whose first dimension is the batch. */
   protected abstract forward(inputs: Tensor[], options: CallOptions): Tensor;
+
+  /**
+   * True when a training-mode call is not a fixed function of its input: it draws random numbers (Dropout)
+   * or normalises with the batch's statistics (an unfrozen BatchNormalization). Feature caching
+   * (src/train/feature-cache.ts) only caches through layers for which this is false.
+   */
+  get variesInTraining(): boolean {
+    return false;
+  }
 
   /** Number of inputs the layer takes; `Add` and `Concatenate` take several. */
   get arity(): number | 'many' {

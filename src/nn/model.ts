@@ -143,29 +143,97 @@ export class Model extends Layer {
   }
 
   protected forward(inputs: Tensor[], options: CallOptions): Tensor {
-    const values = new Map<SymbolicTensor, Tensor>();
+    const feeds = new Map<SymbolicTensor, Tensor>();
+    this.inputs.forEach((sym, i) => feeds.set(sym, inputs[i]!));
+    return this.execute(feeds, this.outputs, options)[0]!;
+  }
+
+  /**
+   * Runs the part of the graph that computes `targets` from `feeds`, values given for some symbolic tensors
+   * of this model (its inputs, or intermediate tensors such as cached features). Only the layer calls that
+   * lie between the feeds and the targets run. Feeds stay owned by the caller; the targets are returned in
+   * order, and every other intermediate is disposed as soon as its last consumer has run (the tape holds
+   * what backward needs). `logits` reaches only the layer call that produces the model's output.
+   */
+  execute(feeds: ReadonlyMap<SymbolicTensor, Tensor>, targets: readonly SymbolicTensor[], options: CallOptions): Tensor[] {
+    const steps = this.stepsBetween(feeds, targets);
     const remaining = new Map<SymbolicTensor, number>();
-    for (const s of this.steps) for (const t of s.layer.nodes[s.node]!.inputs) remaining.set(t, (remaining.get(t) ?? 0) + 1);
-    this.inputs.forEach((sym, i) => values.set(sym, inputs[i]!));
-    const outputs = new Set(this.outputs);
-    const callerOwned = new Set(inputs);
-    for (const s of this.steps) {
+    for (const s of steps) for (const t of s.layer.nodes[s.node]!.inputs) remaining.set(t, (remaining.get(t) ?? 0) + 1);
+    const values = new Map<SymbolicTensor, Tensor>(feeds);
+    const keep = new Set(targets);
+    const callerOwned = new Set(feeds.values());
+    const inner: CallOptions = { training: options.training };
+    for (const s of steps) {
       const node = s.layer.nodes[s.node]!;
       const args = node.inputs.map((t) => values.get(t)!);
-      const out = s.layer.runNode(args, options);
+      const out = s.layer.runNode(args, node.output === this.outputs[0] ? options : inner);
       values.set(node.output, out);
       for (const t of node.inputs) {
         const left = remaining.get(t)! - 1;
         remaining.set(t, left);
         const v = values.get(t)!;
-        // Free an activation once nothing else reads it (the tape holds what backward needs).
-        if (left === 0 && !outputs.has(t) && !callerOwned.has(v) && v !== out) {
+        // Free an activation once nothing else reads it.
+        if (left === 0 && !keep.has(t) && !callerOwned.has(v) && v !== out) {
           v.dispose();
           values.delete(t);
         }
       }
     }
-    return values.get(this.outputs[0]!)!;
+    return targets.map((t) => values.get(t)!);
+  }
+
+  /** The layer calls (in this model's order) needed to compute `targets` when `feeds` are given. */
+  private stepsBetween(feeds: ReadonlyMap<SymbolicTensor, Tensor>, targets: readonly SymbolicTensor[]): Step[] {
+    const producer = new Map<SymbolicTensor, Step>();
+    for (const s of this.steps) producer.set(s.layer.nodes[s.node]!.output, s);
+    const needed = new Set<Step>();
+    const stack = [...targets];
+    while (stack.length) {
+      const t = stack.pop()!;
+      if (feeds.has(t)) continue;
+      const s = producer.get(t);
+      if (!s) {
+        const what = t.layer instanceof InputLayer ? `the model input '${t.layer.name}'` : `${t}, which is not part of ${this.name}`;
+        throw new ArgumentError(`${this.name}: cannot compute the requested outputs: they need ${what}, and no value was given for it.`);
+      }
+      if (needed.has(s)) continue;
+      needed.add(s);
+      stack.push(...s.layer.nodes[s.node]!.inputs);
+    }
+    return this.steps.filter((s) => needed.has(s));
+  }
+
+  /**
+   * Where the trainable part of the graph begins. A layer call is constant when its layer has no trainable
+   * weights, computes the same in training as in inference (Layer.variesInTraining is false) and all its
+   * inputs are constant (the model's inputs are). The frontier is every constant tensor that a non-constant
+   * call reads: given the frontier's values, `execute` computes the output, and only the non-constant calls
+   * run. With a frozen base and a pooling head the frontier is the pooled features; with the last block of a
+   * ResNet unfrozen, it is that block's input. It is empty when no layer call depends on a trainable weight or on training mode.
+   */
+  constantFrontier(varies: (layer: Layer) => boolean = defaultVaries): SymbolicTensor[] {
+    const constant = this.constantTensors(varies);
+    const frontier: SymbolicTensor[] = [];
+    for (const s of this.steps) {
+      const node = s.layer.nodes[s.node]!;
+      if (constant.has(node.output)) continue;
+      for (const t of node.inputs) if (constant.has(t) && !frontier.includes(t)) frontier.push(t);
+    }
+    return frontier;
+  }
+
+  /**
+   * The model's inputs and every tensor computed from them by constant layer calls (see constantFrontier).
+   * `varies(layer)` says which layers are not constant; by default those with trainable weights or whose
+   * training-mode call varies.
+   */
+  constantTensors(varies: (layer: Layer) => boolean = defaultVaries): Set<SymbolicTensor> {
+    const constant = new Set<SymbolicTensor>(this.inputs);
+    for (const s of this.steps) {
+      const node = s.layer.nodes[s.node]!;
+      if (!varies(s.layer) && node.inputs.every((t) => constant.has(t))) constant.add(node.output);
+    }
+    return constant;
   }
 
   /** Frees the weights of every layer of the model (layers shared with another model are freed too). */
@@ -178,6 +246,10 @@ export class Model extends Layer {
   summary(lineLength = 110): string {
     return formatSummary(this, lineLength);
   }
+}
+
+function defaultVaries(layer: Layer): boolean {
+  return layer.trainableWeights.length > 0 || layer.variesInTraining;
 }
 
 /** A linear stack of layers, as Keras's Sequential; it builds a functional graph from its input shape. */

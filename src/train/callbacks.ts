@@ -183,6 +183,12 @@ export interface ModelCheckpointOptions {
   mode?: Mode;
   /** Also write the optimizer's state (moments, step counts) to `<path>.optimizer.safetensors`. Default true. */
   saveOptimizerState?: boolean;
+  /**
+   * 'all' (default) writes every weight. 'trainable' writes only the weights of layers that have trainable
+   * weights (their moving statistics included): with a frozen ResNet50 base that is the head's 1 M
+   * parameters instead of 24.6 M, and restoring it needs the model rebuilt from the base's weights first.
+   */
+  weights?: 'all' | 'trainable';
 }
 
 /** The manifest path for a weights path: `ckpt.safetensors` → `ckpt.json`. */
@@ -200,6 +206,7 @@ export class ModelCheckpoint implements Callback {
   readonly saveBestOnly: boolean;
   readonly mode: 'min' | 'max';
   readonly saveOptimizerState: boolean;
+  readonly weights: 'all' | 'trainable';
   best = NaN;
   /** Paths written so far, in order. */
   readonly written: string[] = [];
@@ -211,6 +218,8 @@ export class ModelCheckpoint implements Callback {
     this.saveBestOnly = options.saveBestOnly ?? false;
     this.mode = resolveMode('ModelCheckpoint', options.mode ?? 'auto', this.monitor);
     this.saveOptimizerState = options.saveOptimizerState ?? true;
+    this.weights = options.weights ?? 'all';
+    if (this.weights !== 'all' && this.weights !== 'trainable') throw new ArgumentError(`ModelCheckpoint: weights must be 'all' or 'trainable', got '${String(this.weights)}'.`);
   }
 
   async onEpochEnd(epoch: number, logs: Logs, { model, optimizer }: TrainContext): Promise<void> {
@@ -222,7 +231,9 @@ export class ModelCheckpoint implements Callback {
     }
     const path = this.path.replaceAll('{epoch}', String(epoch));
     const tensors = new Map<string, SafetensorsTensor>();
-    for (const w of model.weights) tensors.set(w.key, { dtype: 'F32', shape: [...w.value.shape], data: await w.value.floats() });
+    const layers = new Set(model.trainableWeights.map((w) => w.layer));
+    const saved = this.weights === 'all' ? model.weights : model.weights.filter((w) => layers.has(w.layer));
+    for (const w of saved) tensors.set(w.key, { dtype: 'F32', shape: [...w.value.shape], data: await w.value.floats() });
     writeSafetensorsFile(path, tensors, { format: 'graft-checkpoint', epoch: String(epoch) });
     let optimizerFile: string | null = null;
     let optimizerMeta: unknown = null;
@@ -241,7 +252,8 @@ export class ModelCheckpoint implements Callback {
       monitor: this.monitor,
       best: this.saveBestOnly ? this.best : null,
       weights: path,
-      weightKeys: model.weights.map((w) => w.key),
+      weightKeys: saved.map((w) => w.key),
+      weightsSaved: this.weights,
       optimizer: { kind: optimizer.kind, learningRate: optimizer.learningRate, stateFile: optimizerFile, ...(optimizerMeta ?? {}) },
     };
     writeFileAtomic(manifestPath(path), new TextEncoder().encode(JSON.stringify(manifest, null, 2)));

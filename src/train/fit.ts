@@ -16,10 +16,12 @@
  * below f32's resolution: a confident wrong prediction has p ≈ 1e-30 or underflows to 0, −log(0) = ∞, and
  * clipping p to [ε, 1 − ε] (what Keras does) caps the loss and zeroes the gradient for exactly the examples
  * that most need it. Graft's `softmaxCrossEntropy` takes LOGITS and uses log-sum-exp, exact at any scale, and
- * its gradient softmax − target never overflows. So when the model ends in a softmax (a Dense or Activation
- * layer with activation 'softmax'), `fit` and `evaluate` run that final layer as linear for the duration of the
- * call (`withLogits`) and feed the logits to the fused loss; the model's weights, and the argmax used for
- * accuracy, are the same either way. A model whose output is not a softmax is taken to output logits.
+ * its gradient softmax − target never overflows. So `fit` and `evaluate` call the model with `logits: true`:
+ * a final softmax layer (Dense or Activation) leaves its softmax out, and the logits go to the fused loss; the
+ * argmax used for accuracy is the same either way. A model whose output is not a softmax outputs logits.
+ *
+ * Frozen bases. `cacheFeatures` runs the model's constant part (a frozen base) once over the training and
+ * validation data, keeps its output in host memory, and trains for every epoch on that (feature-cache.ts).
  *
  * Epochs are numbered from 0 as in Keras: `epochs` is the index to stop before, `initialEpoch` the first.
  */
@@ -28,73 +30,15 @@ import { noGrad } from '../autograd/tape.js';
 import { tensor } from '../tensor/create.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { add, backward, clamp, equal, max, mul, mulScalar, permutation, softmax, softmaxCrossEntropy, sum } from '../ops/index.js';
-import { Layer } from '../nn/layer.js';
+import { add, backward, clamp, equal, max, mul, mulScalar, softmax, softmaxCrossEntropy, sum } from '../ops/index.js';
+import type { Layer, SymbolicTensor } from '../nn/layer.js';
 import { Model } from '../nn/model.js';
 import { Activation, type ActivationName, Dense } from '../nn/layers/core.js';
 import type { Callback, Logs, TrainOptimizer } from './callbacks.js';
+import type { Batch, BatchSource } from './batches.js';
+import { FeatureCache } from './feature-cache.js';
 
-// ---------------------------------------------------------------------------------------------------------
-// Data
-
-export interface Batch {
-  /** [count, ...inputShape] flat, NHWC for images. */
-  x: Float32Array;
-  /** Class indices [count] (Int32Array) or one-hot rows [count, C] (Float32Array). */
-  y: Int32Array | Float32Array;
-  count: number;
-}
-
-export interface BatchSource {
-  batches(epoch: number): AsyncIterable<Batch>;
-}
-
-export interface ArrayBatchesOptions {
-  batchSize: number;
-  /** Reshuffle every epoch (deterministically from `seed` and the epoch). Default false. */
-  shuffle?: boolean;
-  seed?: number;
-  /** Shape of one example, batch excluded, e.g. [8] or [32, 32, 3]. */
-  inputShape: readonly number[];
-  /** Checks that class indices lie in [0, numClasses) or that one-hot rows have this width. */
-  numClasses?: number;
-}
-
-/** Batches of in-memory arrays; the last batch of an epoch may be smaller (as in Keras). */
-export function arrayBatches(x: Float32Array, y: Int32Array | Float32Array, options: ArrayBatchesOptions): BatchSource {
-  const { batchSize, shuffle = false, seed = 0, inputShape, numClasses } = options;
-  if (!Number.isInteger(batchSize) || batchSize <= 0) throw new ArgumentError(`arrayBatches: batchSize must be a positive integer, got ${batchSize}.`);
-  const perExample = inputShape.reduce((a, b) => a * b, 1);
-  const n = x.length / perExample;
-  if (!Number.isInteger(n)) throw new ShapeError(`arrayBatches: x has ${x.length} values, not a multiple of the example size ${perExample} (inputShape [${inputShape.join(', ')}]).`);
-  const width = y instanceof Int32Array ? 1 : y.length / n;
-  if (!Number.isInteger(width) || (y instanceof Int32Array && y.length !== n)) {
-    throw new ShapeError(`arrayBatches: ${n} examples but y has ${y.length} values (expected ${n} class indices or ${n} one-hot rows).`);
-  }
-  if (numClasses !== undefined) {
-    if (y instanceof Float32Array && width !== numClasses) throw new ShapeError(`arrayBatches: one-hot rows have ${width} columns, expected numClasses = ${numClasses}.`);
-    if (y instanceof Int32Array) {
-      const bad = y.findIndex((c) => c < 0 || c >= numClasses);
-      if (bad >= 0) throw new ArgumentError(`arrayBatches: label ${y[bad]} at index ${bad} is outside [0, ${numClasses}).`);
-    }
-  }
-  return {
-    async *batches(epoch: number) {
-      const order = shuffle ? permutation(n, (seed * 100_003 + epoch) >>> 0) : null;
-      for (let start = 0; start < n; start += batchSize) {
-        const count = Math.min(batchSize, n - start);
-        const bx = new Float32Array(count * perExample);
-        const by = y instanceof Int32Array ? new Int32Array(count) : new Float32Array(count * width);
-        for (let i = 0; i < count; i++) {
-          const k = order ? order[start + i]! : start + i;
-          bx.set(x.subarray(k * perExample, (k + 1) * perExample), i * perExample);
-          by.set(y.subarray(k * width, (k + 1) * width), i * width);
-        }
-        yield { x: bx, y: by, count };
-      }
-    },
-  };
-}
+export * from './batches.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // The model's output: logits or probabilities
@@ -115,23 +59,6 @@ export function finalActivation(model: Model): ActivationName {
   return last instanceof Dense || last instanceof Activation ? last.activation : 'linear';
 }
 
-/**
- * Runs `model.call` with its final softmax (if any) switched off, so the result is the logits. The switch is
- * safe because the call is synchronous and restored in `finally`; the activation field is readonly only to
- * users.
- */
-export function withLogits(model: Model, x: Tensor, training: boolean): Tensor {
-  const last = outputLayer(model);
-  if (!((last instanceof Dense || last instanceof Activation) && last.activation === 'softmax')) return model.call(x, { training });
-  const mutable = last as unknown as { activation: ActivationName };
-  mutable.activation = 'linear';
-  try {
-    return model.call(x, { training });
-  } finally {
-    mutable.activation = 'softmax';
-  }
-}
-
 function checkLoss(op: string, model: Model, loss: unknown): LossName {
   if (!LOSSES.includes(loss as LossName)) throw new ArgumentError(`${op}: unknown loss '${String(loss)}' (known: ${LOSSES.join(', ')}).`);
   const act = finalActivation(model);
@@ -141,20 +68,39 @@ function checkLoss(op: string, model: Model, loss: unknown): LossName {
   return loss as LossName;
 }
 
-/** What one batch looks like on the GPU, plus a one-hot of the target class for accuracy. */
-function batchTensors(op: string, model: Model, loss: LossName, b: Batch): { x: Tensor; y: Tensor; target: Tensor } {
-  const inputShape = model.inputs[0]!.shape;
+/** Uploads a batch's model inputs (`x`) or cached features, checking every size against the model. */
+function batchFeeds(op: string, model: Model, b: Batch): Map<SymbolicTensor, Tensor> {
+  const given: Array<[SymbolicTensor, Float32Array]> = b.features ? [...b.features] : [[model.inputs[0]!, b.x]];
+  return new Map(
+    given.map(([sym, values]) => {
+      const perExample = sym.shape.reduce((a, c) => a * c, 1);
+      if (values.length !== b.count * perExample) {
+        const what = b.features ? `cached features for ${sym}` : 'x';
+        throw new ShapeError(`${op}: batch ${what} has ${values.length} values; expected count × [${sym.shape.join(', ')}] = ${b.count * perExample}.`);
+      }
+      return [sym, tensor(values, [b.count, ...sym.shape])];
+    }),
+  );
+}
+
+/** The model's logits for a batch: from its inputs, or from cached features (only the layers after them run). */
+function logitsOf(model: Model, feeds: Map<SymbolicTensor, Tensor>, training: boolean): Tensor {
+  return model.execute(feeds, model.outputs, { training, logits: true })[0]!;
+}
+
+/** The batch's labels on the GPU, plus a one-hot of the target class for accuracy. */
+function batchTargets(op: string, model: Model, loss: LossName, b: Batch): { y: Tensor; target: Tensor } {
   const classes = model.outputs[0]!.shape[model.outputs[0]!.shape.length - 1]!;
-  const perExample = inputShape.reduce((a, c) => a * c, 1);
-  if (b.x.length !== b.count * perExample) {
-    throw new ShapeError(`${op}: batch x has ${b.x.length} values; expected count × [${inputShape.join(', ')}] = ${b.count * perExample}.`);
-  }
   const hot = new Float32Array(b.count * classes);
   if (loss === 'sparseCategoricalCrossentropy') {
     if (!(b.y instanceof Int32Array) || b.y.length !== b.count) {
       throw new ArgumentError(`${op}: loss 'sparseCategoricalCrossentropy' needs y as an Int32Array of ${b.count} class indices, got ${b.y.constructor.name}(${b.y.length}).`);
     }
-    for (let i = 0; i < b.count; i++) hot[i * classes + b.y[i]!] = 1;
+    for (let i = 0; i < b.count; i++) {
+      const c = b.y[i]!;
+      if (!(c >= 0 && c < classes)) throw new ArgumentError(`${op}: label ${c} (example ${i} of a batch) is outside [0, ${classes}); the model has ${classes} outputs.`);
+      hot[i * classes + c] = 1;
+    }
   } else {
     if (!(b.y instanceof Float32Array) || b.y.length !== b.count * classes) {
       throw new ArgumentError(`${op}: loss 'categoricalCrossentropy' needs y as a Float32Array of ${b.count}×${classes} one-hot rows, got ${b.y.constructor.name}(${b.y.length}).`);
@@ -166,9 +112,8 @@ function batchTensors(op: string, model: Model, loss: LossName, b: Batch): { x: 
       hot[i * classes + best] = 1;
     }
   }
-  const x = tensor(b.x, [b.count, ...inputShape]);
   const y = loss === 'sparseCategoricalCrossentropy' ? tensor(b.y, [b.count], 'i32') : tensor(b.y, [b.count, classes]);
-  return { x, y, target: tensor(hot, [b.count, classes]) };
+  return { y, target: tensor(hot, [b.count, classes]) };
 }
 
 /** Number of rows whose largest logit is at the target class, as a scalar on the GPU (a tie counts once). */
@@ -207,6 +152,39 @@ export interface History {
   val_accuracy: number[];
 }
 
+/** What `onProgress` hears: each step of the caching passes, of training and of validation. */
+export interface ProgressEvent {
+  phase: 'cache' | 'train' | 'validate';
+  epoch: number;
+  /**
+   * Steps done in this phase of this epoch (for 'cache': of this view). Each phase starts with an event at
+   * step 0 (nothing done yet), so that rates and ETAs are measured from the phase's real start.
+   */
+  step: number;
+  /** Examples done in this phase of this epoch. */
+  examples: number;
+  /** Examples per epoch, when the source knows it. */
+  total?: number;
+  /**
+   * 'train' only: the epoch's running mean loss and accuracy so far (one small GPU readback). Call it inside
+   * `onProgress`, not later: the running totals it reads are replaced by the next step.
+   */
+  metrics?: () => Promise<{ loss: number; accuracy: number }>;
+}
+
+/** Caches built beforehand (FeatureCache.build), e.g. to share one between head training and fine-tuning. */
+export interface PrebuiltCaches {
+  train: FeatureCache;
+  validation?: FeatureCache;
+}
+
+export interface FeatureCachingOptions {
+  /** Passes over the training data to cache, each with its epoch's augmentation. Default 1. */
+  views?: number;
+  /** Seed of the per-epoch reshuffle of the cached examples. Default 0. */
+  seed?: number;
+}
+
 export interface FitOptions {
   /** An SGD, Adam or AdamW over (at least) the model's trainable parameters. */
   optimizer: TrainOptimizer & { step(): void; zeroGrad(): void };
@@ -214,19 +192,39 @@ export interface FitOptions {
   epochs: number;
   validation?: BatchSource;
   callbacks?: Callback[];
-  /** Called after each step (no readback: the loss is not available here). */
-  onBatch?: (info: { epoch: number; batch: number; count: number }) => void;
+  /**
+   * Cache the output of the model's frozen part (Model.constantFrontier) once, and train on it (see
+   * feature-cache.ts). `true` is `{ views: 1 }`. Throws when nothing before the trainable layers is frozen.
+   */
+  cacheFeatures?: boolean | FeatureCachingOptions | PrebuiltCaches;
+  onProgress?: (event: ProgressEvent) => void;
   initialEpoch?: number;
 }
 
-const FIT_KEYS = ['optimizer', 'loss', 'epochs', 'validation', 'callbacks', 'onBatch', 'initialEpoch'];
+const FIT_KEYS = ['optimizer', 'loss', 'epochs', 'validation', 'callbacks', 'cacheFeatures', 'onProgress', 'initialEpoch'];
 
 export async function fit(model: Model, train: BatchSource, options: FitOptions): Promise<History> {
   for (const k of Object.keys(options)) if (!FIT_KEYS.includes(k)) throw new ArgumentError(`fit: unknown option '${k}'; the options are ${FIT_KEYS.join(', ')}.`);
-  const { optimizer, epochs, validation, callbacks = [], onBatch, initialEpoch = 0 } = options;
+  const { optimizer, epochs, callbacks = [], onProgress, initialEpoch = 0 } = options;
   const loss = checkLoss('fit', model, options.loss);
   if (!Number.isInteger(epochs) || epochs < 0) throw new ArgumentError(`fit: epochs must be a non-negative integer, got ${epochs}.`);
   if (!Number.isInteger(initialEpoch) || initialEpoch < 0) throw new ArgumentError(`fit: initialEpoch must be a non-negative integer, got ${initialEpoch}.`);
+  let validation = options.validation;
+  const caching = options.cacheFeatures;
+  if (caching && typeof caching === 'object' && 'train' in caching) {
+    if (!(caching.train instanceof FeatureCache)) throw new ArgumentError('fit: cacheFeatures.train must be a FeatureCache.');
+    caching.train.checkUsableWith(model);
+    caching.validation?.checkUsableWith(model);
+    if (validation && !caching.validation) throw new ArgumentError('fit: cacheFeatures has a train cache but no validation cache while validation data is given; cache both or neither.');
+    train = caching.train;
+    validation = caching.validation;
+  } else if (caching && epochs > initialEpoch) {
+    const { views = 1, seed = 0 } = caching === true ? {} : caching;
+    const report = (epoch: number) => (i: { step: number; examples: number; total?: number; view?: number }) =>
+      onProgress?.({ phase: 'cache', epoch: i.view ?? epoch, step: i.step, examples: i.examples, ...(i.total === undefined ? {} : { total: i.total }) });
+    train = await FeatureCache.build(model, train, { views, seed, onBatch: report(0) });
+    if (validation) validation = await FeatureCache.build(model, validation, { shuffle: false, onBatch: report(-1) });
+  }
   const history: History = { epoch: [], loss: [], accuracy: [], val_loss: [], val_accuracy: [] };
   const context = { model, optimizer };
   for (const c of callbacks) await c.onTrainBegin?.(context);
@@ -236,15 +234,17 @@ export async function fit(model: Model, train: BatchSource, options: FitOptions)
       let totals: Totals | null = null;
       let examples = 0;
       let step = 0;
+      onProgress?.({ phase: 'train', epoch, step, examples: 0, ...(train.size === undefined ? {} : { total: train.size }) });
       for await (const b of train.batches(epoch)) {
         const { lossTimesCount, correct } = tidy(() => {
-          const t = batchTensors('fit', model, loss, b);
+          const { y, target } = batchTargets('fit', model, loss, b);
+          const feeds = batchFeeds('fit', model, b);
           optimizer.zeroGrad();
-          const logits = withLogits(model, t.x, true);
-          const l = softmaxCrossEntropy(logits, t.y); // mean over the batch: the gradient of the mean loss
+          const logits = logitsOf(model, feeds, true);
+          const l = softmaxCrossEntropy(logits, y); // mean over the batch: the gradient of the mean loss
           backward(l);
           optimizer.step();
-          return { lossTimesCount: noGrad(() => mulScalar(l, b.count)), correct: correctCount(logits, t.target) };
+          return { lossTimesCount: noGrad(() => mulScalar(l, b.count)), correct: correctCount(logits, target) };
         });
         const prev: Totals | null = totals;
         totals = accumulate(prev, lossTimesCount, correct);
@@ -255,12 +255,17 @@ export async function fit(model: Model, train: BatchSource, options: FitOptions)
           correct.dispose();
         }
         examples += b.count;
-        onBatch?.({ epoch, batch: step++, count: b.count });
+        if (onProgress) {
+          // Reading starts when metrics() is called, so later steps cannot change what it returns.
+          const seen = totals, n = examples;
+          const metrics = async () => ({ loss: (await seen.loss.item()) / n, accuracy: (await seen.correct.item()) / n });
+          onProgress({ phase: 'train', epoch, step: ++step, examples, ...(train.size === undefined ? {} : { total: train.size }), metrics });
+        }
       }
       optimizer.zeroGrad(); // free the last step's gradients: memory between epochs is the weights and state
       const logs: Logs = { ...(await readTotals(totals, examples)) };
       if (validation) {
-        const v = await evaluate(model, validation, { loss });
+        const v = await evaluate(model, validation, { loss, ...(onProgress ? { onProgress: (e: ProgressEvent) => onProgress({ ...e, epoch }) } : {}) });
         logs.val_loss = v.loss;
         logs.val_accuracy = v.accuracy;
       }
@@ -281,16 +286,23 @@ export async function fit(model: Model, train: BatchSource, options: FitOptions)
   return history;
 }
 
-export async function evaluate(model: Model, data: BatchSource, options: { loss: LossName }): Promise<{ loss: number; accuracy: number }> {
+export interface EvaluateOptions {
+  loss: LossName;
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+export async function evaluate(model: Model, data: BatchSource, options: EvaluateOptions): Promise<{ loss: number; accuracy: number }> {
   const loss = checkLoss('evaluate', model, options.loss);
   let totals: Totals | null = null;
   let examples = 0;
+  let stepIndex = 0;
+  options.onProgress?.({ phase: 'validate', epoch: 0, step: 0, examples: 0, ...(data.size === undefined ? {} : { total: data.size }) });
   for await (const b of data.batches(0)) {
     const step = noGrad(() =>
       tidy(() => {
-        const t = batchTensors('evaluate', model, loss, b);
-        const logits = withLogits(model, t.x, false);
-        return { lossSum: softmaxCrossEntropy(logits, t.y, { reduction: 'sum' }), correct: correctCount(logits, t.target) };
+        const { y, target } = batchTargets('evaluate', model, loss, b);
+        const logits = logitsOf(model, batchFeeds('evaluate', model, b), false);
+        return { lossSum: softmaxCrossEntropy(logits, y, { reduction: 'sum' }), correct: correctCount(logits, target) };
       }),
     );
     const prev: Totals | null = totals;
@@ -302,33 +314,62 @@ export async function evaluate(model: Model, data: BatchSource, options: { loss:
       step.correct.dispose();
     }
     examples += b.count;
+    options.onProgress?.({ phase: 'validate', epoch: 0, step: ++stepIndex, examples, ...(data.size === undefined ? {} : { total: data.size }) });
   }
   return readTotals(totals, examples);
 }
 
+export interface Predictions {
+  /** [count, C] flat: class probabilities (see `predict`). */
+  probabilities: Float32Array;
+  /** The source's labels as class indices (the argmax of one-hot rows). */
+  labels: Int32Array;
+  count: number;
+  classes: number;
+}
+
 /**
- * The model's outputs for every example, [N, C] flat. A model ending in a softmax gives its probabilities; a
- * model with a linear output (logits) gets a softmax applied; any other output is returned as it is.
+ * The model's outputs for every example with the source's labels beside them, for reports and confusion
+ * matrices. A model ending in a softmax gives its probabilities; a model with a linear output (logits) gets
+ * a softmax applied; any other output is returned as it is.
  */
-export async function predict(model: Model, data: BatchSource): Promise<Float32Array> {
-  const inputShape = model.inputs[0]!.shape;
+export async function predictLabelled(model: Model, data: BatchSource, onProgress?: (event: ProgressEvent) => void): Promise<Predictions> {
+  const classes = model.outputs[0]!.shape[model.outputs[0]!.shape.length - 1]!;
   const parts: Float32Array[] = [];
+  const labels: number[] = [];
   const linear = finalActivation(model) === 'linear';
+  let examples = 0;
+  let step = 0;
+  onProgress?.({ phase: 'validate', epoch: 0, step, examples: 0, ...(data.size === undefined ? {} : { total: data.size }) });
   for await (const b of data.batches(0)) {
     const out = noGrad(() =>
       tidy(() => {
-        const y = model.call(tensor(b.x, [b.count, ...inputShape]), { training: false });
+        const y = model.execute(batchFeeds('predict', model, b), model.outputs, { training: false })[0]!;
         return linear ? softmax(y, -1) : y;
       }),
     );
     parts.push(await out.floats());
     out.dispose();
+    const width = b.y.length / b.count;
+    for (let i = 0; i < b.count; i++) {
+      let best = 0;
+      if (width === 1) best = b.y[i]!;
+      else for (let c = 1; c < width; c++) if (b.y[i * width + c]! > b.y[i * width + best]!) best = c;
+      labels.push(best);
+    }
+    examples += b.count;
+    onProgress?.({ phase: 'validate', epoch: 0, step: ++step, examples, ...(data.size === undefined ? {} : { total: data.size }) });
   }
-  const result = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  const probabilities = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
-    result.set(p, at);
+    probabilities.set(p, at);
     at += p.length;
   }
-  return result;
+  return { probabilities, labels: Int32Array.from(labels), count: examples, classes };
+}
+
+/** The model's outputs for every example, [N, C] flat (see `predictLabelled`). */
+export async function predict(model: Model, data: BatchSource): Promise<Float32Array> {
+  return (await predictLabelled(model, data)).probabilities;
 }

@@ -25,6 +25,11 @@ export function applyActivation(x: Tensor, a: ActivationName): Tensor {
   }
 }
 
+/** The activation a call applies: a softmax is left out when the caller asked for logits. */
+export function outputActivation(a: ActivationName, options: CallOptions): ActivationName {
+  return a === 'softmax' && options.logits ? 'linear' : a;
+}
+
 /** A deterministic default seed per layer, so that a model built twice gets the same initial weights. */
 export function seedFor(name: string, salt = 0): number {
   let h = 2166136261 ^ salt;
@@ -73,12 +78,12 @@ export class Dense extends Layer {
     return [...shape.slice(0, -1), this.units];
   }
 
-  protected forward([x]: Tensor[]): Tensor {
+  protected forward([x]: Tensor[], options: CallOptions): Tensor {
     const rows = x!.rank === 2 ? x! : reshape(x!, [-1, x!.shape[x!.rank - 1]!]);
     const fused = this.activation === 'relu' ? 'relu' : 'none';
     let y = dense(rows, this.kernel!.value, this.bias?.value ?? null, fused);
     if (x!.rank !== 2) y = reshape(y, [...x!.shape.slice(0, -1), this.units]);
-    return fused === 'relu' ? y : applyActivation(y, this.activation);
+    return fused === 'relu' ? y : applyActivation(y, outputActivation(this.activation, options));
   }
 
   override getConfig(): Record<string, unknown> {
@@ -96,8 +101,8 @@ export class Activation extends Layer {
   computeOutputShape([shape]: Shape[]): Shape {
     return shape!;
   }
-  protected forward([x]: Tensor[]): Tensor {
-    return applyActivation(x!, this.activation);
+  protected forward([x]: Tensor[], options: CallOptions): Tensor {
+    return applyActivation(x!, outputActivation(this.activation, options));
   }
 }
 

@@ -22,6 +22,10 @@ export class Dropout extends Layer {
     this.seed = config.seed ?? seedFor(this.name);
   }
 
+  override get variesInTraining(): boolean {
+    return this.rate > 0;
+  }
+
   computeOutputShape([shape]: Shape[]): Shape {
     return shape!;
   }

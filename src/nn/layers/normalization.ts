@@ -26,6 +26,11 @@
  * compiles nothing: the mode is chosen per call in `forward`, and γ/β's `requiresGrad` is switched at once
  * by Layer's setter. A graph recorded before the switch is unaffected by it.
  *
+ * FINE-TUNING: `inferenceMode = true` keeps an UNFROZEN layer in inference mode too: γ and β train, the
+ * moving statistics are used as they are and never updated. This is Keras's advice of calling the base with
+ * `training=False` when part of it is unfrozen, and `fineTune` (src/train/transfer.ts) sets it on every
+ * BatchNormalization of the base, so fine-tuning at a low rate cannot disturb the pretrained statistics.
+ *
  * `setWeights` loads pretrained values into the existing tensors (so an optimizer holding them keeps
  * working), in Keras's order [gamma, beta, moving_mean, moving_variance], skipping γ/β when `scale`/`center`
  * is false. The layer's tensors are kept (they survive `tidy`) and belong to it until `dispose()`; a
@@ -60,6 +65,8 @@ export class BatchNormalization extends Layer {
   beta: Weight | null = null;
   movingMean: Weight | null = null;
   movingVariance: Weight | null = null;
+  /** Always normalise with the moving statistics, even when trainable and called with `training: true`. */
+  inferenceMode = false;
   private disposed = false;
 
   constructor(config: BatchNormalizationConfig = {}) {
@@ -74,6 +81,11 @@ export class BatchNormalization extends Layer {
     if (typeof this.momentum !== 'number' || !(this.momentum >= 0 && this.momentum <= 1)) {
       throw new ArgumentError(`${this.name}: momentum must be in [0, 1], got ${this.momentum}.`);
     }
+  }
+
+  /** In training mode an unfrozen layer normalises with the batch's statistics. */
+  override get variesInTraining(): boolean {
+    return this.trainable && !this.inferenceMode;
   }
 
   /** Number of channels (the input's last dimension); null before the layer is built. */
@@ -101,7 +113,7 @@ export class BatchNormalization extends Layer {
 
   /**
    * Normalises `x` ([N, ..., C]). `training: true` uses the batch statistics and updates the moving ones,
-   * unless the layer is frozen, in which case it runs in inference mode (the Keras rule above).
+   * unless the layer is frozen or in `inferenceMode`, in which case it runs in inference mode (see above).
    */
   protected forward([x]: Tensor[], options: CallOptions): Tensor {
     this.assertAlive('call');
@@ -112,7 +124,7 @@ export class BatchNormalization extends Layer {
       variance: this.movingVariance!.value,
       epsilon: this.epsilon,
       momentum: this.momentum,
-      training: options.training && this.trainable,
+      training: options.training && this.trainable && !this.inferenceMode,
     });
   }
 

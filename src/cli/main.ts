@@ -6,6 +6,9 @@ import { type CommandSpec, type ParsedArgs, helpText, parseArgs } from './args.j
 import { infoCommand, runInfo } from './info.js';
 import { runWeights, weightsCommand } from './weights.js';
 import { predictCommand, runPredict } from './predict.js';
+import { runTrain, trainCommand } from './train.js';
+import { evaluateCommand, runEvaluate } from './evaluate.js';
+import { featuresCommand, runFeatures } from './features.js';
 import { shutdown } from '../gpu/runtime.js';
 
 interface Command {
@@ -35,7 +38,10 @@ const commands: Record<string, Command> = {
   info: { spec: infoCommand, run: (a) => runInfo(a) },
   bench: benchCommand,
   weights: { spec: weightsCommand, run: (a) => runWeights(a) },
+  train: { spec: trainCommand, run: (a, argv) => runTrain(a, argv) },
+  evaluate: { spec: evaluateCommand, run: (a, argv) => runEvaluate(a, argv) },
   predict: { spec: predictCommand, run: (a) => runPredict(a) },
+  features: { spec: featuresCommand, run: (a) => runFeatures(a) },
 };
 
 function usage(): string {

@@ -33,6 +33,10 @@ export interface RunConfig {
   augment: string;
   cacheViews: number;
   patience: number;
+  /** Global gradient-norm clipping of both phases' optimizers, or null. */
+  clipNorm: number | null;
+  /** Skip steps whose loss or gradients are NaN/Inf (fit's onNonFinite: 'skip') instead of stopping. */
+  skipNonFinite: boolean;
   seed: number;
   /** Filled in once the data has been indexed. */
   classNames: string[] | null;
@@ -90,6 +94,8 @@ export function runConfigFrom(args: ParsedArgs): RunConfig {
     augment: String(o.augment),
     cacheViews: integer('cache-views', o['cache-views'], 0),
     patience: integer('patience', o.patience, 0),
+    clipNorm: o['clip-norm'] === undefined ? null : positive('clip-norm', o['clip-norm']),
+    skipNonFinite: o['skip-nonfinite'] === true,
     seed: integer('seed', o.seed, 0),
     classNames: null,
     preprocessing: null,

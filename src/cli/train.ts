@@ -49,6 +49,8 @@ export const trainCommand: CommandSpec = {
     augment: { type: 'string', help: "training augmentation: 'none' or a list such as flip,zoom=0.1,rotation=0.1", default: 'flip' },
     'cache-views': { type: 'number', help: 'cache the frozen base\'s features for this many augmented passes; 0 runs the base every step', default: 2 },
     patience: { type: 'number', help: 'early stopping on val_loss after this many epochs without improvement, best weights restored; 0: off', default: 0 },
+    'clip-norm': { type: 'number', help: 'clip the gradients to this global L2 norm (both phases)' },
+    'skip-nonfinite': { type: 'boolean', help: 'skip a step whose loss or gradients are NaN/Inf (checks each step) instead of stopping the run' },
     seed: { type: 'number', help: 'seed of the split, shuffles, augmentation, head initialisation and dropout', default: 0 },
     out: { type: 'string', help: 'the run folder (created; must not hold another run unless --resume)' },
     resume: { type: 'boolean', help: "continue the run in --out from its last checkpoint, with the run's own settings" },
@@ -145,7 +147,7 @@ export async function runTrain(args: ParsedArgs, argv: string[]): Promise<void> 
   const valSource: BatchSource = caches?.validation ?? val;
   const epochLine: Callback = {
     onEpochEnd(epoch, logs) {
-      bar.log(`epoch ${epoch + 1}/${totalEpochs}: loss ${logs.loss!.toFixed(4)}  accuracy ${logs.accuracy!.toFixed(4)}  val_loss ${logs.val_loss!.toFixed(4)}  val_accuracy ${logs.val_accuracy!.toFixed(4)}`);
+      bar.log(`epoch ${epoch + 1}/${totalEpochs}: loss ${logs.loss!.toFixed(4)}  accuracy ${logs.accuracy!.toFixed(4)}  val_loss ${logs.val_loss!.toFixed(4)}  val_accuracy ${logs.val_accuracy!.toFixed(4)}${logs.skipped_steps ? `  (${logs.skipped_steps} non-finite steps skipped)` : ''}`);
     },
   };
   const callbacks = (phase: 'head' | 'fine-tune'): Callback[] => [
@@ -153,13 +155,17 @@ export async function runTrain(args: ParsedArgs, argv: string[]): Promise<void> 
     epochLine,
     new RunCheckpoint(out, state, phase),
   ];
-  const fitCommon = { loss: 'sparseCategoricalCrossentropy' as const, validation: valSource, onProgress, ...(caches ? { cacheFeatures: caches } : {}) };
+  const fitCommon = {
+    loss: 'sparseCategoricalCrossentropy' as const, validation: valSource, onProgress, onNonFinite: config.skipNonFinite ? ('skip' as const) : ('stop' as const),
+    ...(caches ? { cacheFeatures: caches } : {}),
+  };
+  const clip = config.clipNorm ? { globalClipNorm: config.clipNorm } : {};
 
   // Weights come from the last checkpoint when this process has not trained yet (a resumed run).
   let trained = false;
   if (state.phase === 'head') {
     const t = performance.now();
-    const optimizer = new Adam(model.trainableParameters(), { lr: config.lr });
+    const optimizer = new Adam(model.trainableParameters(), { lr: config.lr, ...clip });
     if (state.checkpoint) restoreCheckpoint(state.checkpoint, model, optimizer);
     await fit(model, trainSource, { ...fitCommon, optimizer, epochs: config.epochs, initialEpoch: state.nextEpoch, callbacks: callbacks('head') });
     trained = true;
@@ -171,7 +177,7 @@ export async function runTrain(args: ParsedArgs, argv: string[]): Promise<void> 
   }
   if (config.fineTuneLayers > 0) {
     const t = performance.now();
-    const { optimizer, unfrozen } = fineTune(model, { unfreezeLast: config.fineTuneLayers, learningRate: config.fineTuneLr });
+    const { optimizer, unfrozen } = fineTune(model, { unfreezeLast: config.fineTuneLayers, learningRate: config.fineTuneLr, clip });
     if (state.checkpoint && !trained) restoreCheckpoint(state.checkpoint, model, state.checkpointPhase === 'fine-tune' ? optimizer : undefined);
     bar.log(`fine-tuning ${unfrozen.length} layers (${unfrozen[0]} … ${unfrozen[unfrozen.length - 1]}) at lr ${config.fineTuneLr}`);
     await fit(model, trainSource, { ...fitCommon, optimizer, epochs: totalEpochs, initialEpoch: state.nextEpoch, callbacks: callbacks('fine-tune') });

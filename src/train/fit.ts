@@ -37,6 +37,7 @@ import { Activation, type ActivationName, Dense } from '../nn/layers/core.js';
 import type { Callback, Logs, TrainOptimizer } from './callbacks.js';
 import type { Batch, BatchSource } from './batches.js';
 import { FeatureCache } from './feature-cache.js';
+import { allFinite, NonFiniteError } from './nonfinite.js';
 
 export * from './batches.js';
 
@@ -187,7 +188,7 @@ export interface FeatureCachingOptions {
 
 export interface FitOptions {
   /** An SGD, Adam or AdamW over (at least) the model's trainable parameters. */
-  optimizer: TrainOptimizer & { step(): void; zeroGrad(): void };
+  optimizer: TrainOptimizer & { step(): void; zeroGrad(): void; gradients(): Tensor[] };
   loss: LossName;
   epochs: number;
   validation?: BatchSource;
@@ -199,13 +200,22 @@ export interface FitOptions {
   cacheFeatures?: boolean | FeatureCachingOptions | PrebuiltCaches;
   onProgress?: (event: ProgressEvent) => void;
   initialEpoch?: number;
+  /**
+   * What a NaN or ±Inf loss does. 'stop' (default): the epoch's mean loss and the trainable weights are
+   * checked when the epoch ends (no cost per step), and a non-finite one stops training with a
+   * NonFiniteError, before the epoch's callbacks (those of earlier epochs ran, so their checkpoints are intact). 'skip': every step's loss and gradients are checked on
+   * the GPU before the update and a bad step is skipped (the weights and optimizer state stay as they were);
+   * this reads back one number per step. Skipped steps are counted in the logs as `skipped_steps`.
+   */
+  onNonFinite?: 'stop' | 'skip';
 }
 
-const FIT_KEYS = ['optimizer', 'loss', 'epochs', 'validation', 'callbacks', 'cacheFeatures', 'onProgress', 'initialEpoch'];
+const FIT_KEYS = ['optimizer', 'loss', 'epochs', 'validation', 'callbacks', 'cacheFeatures', 'onProgress', 'initialEpoch', 'onNonFinite'];
 
 export async function fit(model: Model, train: BatchSource, options: FitOptions): Promise<History> {
   for (const k of Object.keys(options)) if (!FIT_KEYS.includes(k)) throw new ArgumentError(`fit: unknown option '${k}'; the options are ${FIT_KEYS.join(', ')}.`);
-  const { optimizer, epochs, callbacks = [], onProgress, initialEpoch = 0 } = options;
+  const { optimizer, epochs, callbacks = [], onProgress, initialEpoch = 0, onNonFinite = 'stop' } = options;
+  if (onNonFinite !== 'stop' && onNonFinite !== 'skip') throw new ArgumentError(`fit: onNonFinite must be 'stop' or 'skip', got '${String(onNonFinite)}'.`);
   const loss = checkLoss('fit', model, options.loss);
   if (!Number.isInteger(epochs) || epochs < 0) throw new ArgumentError(`fit: epochs must be a non-negative integer, got ${epochs}.`);
   if (!Number.isInteger(initialEpoch) || initialEpoch < 0) throw new ArgumentError(`fit: initialEpoch must be a non-negative integer, got ${initialEpoch}.`);
@@ -235,17 +245,32 @@ export async function fit(model: Model, train: BatchSource, options: FitOptions)
       let examples = 0;
       let step = 0;
       onProgress?.({ phase: 'train', epoch, step, examples: 0, ...(train.size === undefined ? {} : { total: train.size }) });
+      let skipped = 0;
       for await (const b of train.batches(epoch)) {
-        const { lossTimesCount, correct } = tidy(() => {
+        const { lossTimesCount, correct, finite } = tidy(() => {
           const { y, target } = batchTargets('fit', model, loss, b);
           const feeds = batchFeeds('fit', model, b);
           optimizer.zeroGrad();
           const logits = logitsOf(model, feeds, true);
           const l = softmaxCrossEntropy(logits, y); // mean over the batch: the gradient of the mean loss
           backward(l);
-          optimizer.step();
-          return { lossTimesCount: noGrad(() => mulScalar(l, b.count)), correct: correctCount(logits, target) };
+          if (onNonFinite === 'stop') optimizer.step();
+          const check = onNonFinite === 'skip' ? allFinite([l, ...optimizer.gradients()]) : null;
+          return { lossTimesCount: noGrad(() => mulScalar(l, b.count)), correct: correctCount(logits, target), finite: check };
         });
+        if (finite) {
+          // 'skip': one readback, then the update only for a finite step; a bad step adds nothing to the totals.
+          const ok = (await finite.item()) === 1;
+          finite.dispose();
+          if (!ok) {
+            skipped++;
+            optimizer.zeroGrad();
+            lossTimesCount.dispose();
+            correct.dispose();
+            continue;
+          }
+          optimizer.step();
+        }
         const prev: Totals | null = totals;
         totals = accumulate(prev, lossTimesCount, correct);
         if (prev) {
@@ -264,6 +289,18 @@ export async function fit(model: Model, train: BatchSource, options: FitOptions)
       }
       optimizer.zeroGrad(); // free the last step's gradients: memory between epochs is the weights and state
       const logs: Logs = { ...(await readTotals(totals, examples)) };
+      if (onNonFinite === 'skip') logs.skipped_steps = skipped;
+      else if (examples > 0) {
+        // The loss alone can look finite while the weights are not: relu(NaN) may give 0 (WGSL's max is
+        // free to), hiding NaN weights from the forward pass. So the trainable weights are checked too.
+        const check = allFinite(model.trainableParameters());
+        const weightsOk = (await check.item()) === 1;
+        check.dispose();
+        if (!Number.isFinite(logs.loss!) || !weightsOk) {
+          const what = !Number.isFinite(logs.loss!) ? `the training loss of epoch ${epoch} is ${logs.loss}` : `after epoch ${epoch} the trainable weights hold NaN or infinite values`;
+          throw new NonFiniteError(`fit: ${what}. Training stopped; checkpoints of earlier epochs are intact. Lower the learning rate, clip gradients (clipNorm), or pass onNonFinite: 'skip' (graft train --skip-nonfinite) to skip such steps.`);
+        }
+      }
       if (validation) {
         const v = await evaluate(model, validation, { loss, ...(onProgress ? { onProgress: (e: ProgressEvent) => onProgress({ ...e, epoch }) } : {}) });
         logs.val_loss = v.loss;

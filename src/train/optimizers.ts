@@ -184,6 +184,11 @@ export abstract class Optimizer<H extends Hyper<H>> {
     );
   }
 
+  /** The gradients the next step would apply (of the parameters that have one), e.g. to check them. */
+  gradients(): Tensor[] {
+    return this.allParams().flatMap((p) => (p.grad ? [p.grad] : []));
+  }
+
   /** Disposes every parameter's gradient, so the next backward starts from zero. */
   zeroGrad(): void {
     for (const group of this.paramGroups) {

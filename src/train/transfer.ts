@@ -28,7 +28,7 @@ import { resnet50 } from '../models/resnet50.js';
 import { vgg16 } from '../models/vgg16.js';
 import { loadPretrained } from '../models/pretrained.js';
 import type { Preprocessing } from '../data/image.js';
-import { Adam, SGD } from './optimizers.js';
+import { Adam, type ClipOptions, SGD } from './optimizers.js';
 import { type BatchSource, concatArrays } from './batches.js';
 
 export const DEFAULT_RESNET50_WEIGHTS = 'weights/resnet50-imagenet.safetensors';
@@ -129,6 +129,8 @@ export interface FineTuneOptions {
   optimizer?: 'adam' | 'sgd';
   /** SGD's momentum. Default 0.9. */
   momentum?: number;
+  /** Gradient clipping for the new optimizer (clipNorm, globalClipNorm, clipValue). Default none. */
+  clip?: ClipOptions;
 }
 
 /**
@@ -139,7 +141,7 @@ export interface FineTuneOptions {
  * would wreck what the pretrained layers after them expect.
  */
 export function fineTune(model: TransferModel, options: FineTuneOptions): { optimizer: Adam | SGD; unfrozen: string[] } {
-  const { unfreezeLast, learningRate = 1e-5, optimizer = 'adam', momentum = 0.9 } = options;
+  const { unfreezeLast, learningRate = 1e-5, optimizer = 'adam', momentum = 0.9, clip = {} } = options;
   const layers = baseLayers(model, unfreezeLast, 'fineTune');
   if (!(learningRate > 0) || !Number.isFinite(learningRate)) throw new ArgumentError(`fineTune: learningRate must be a finite number > 0, got ${learningRate}.`);
   const unfrozen = layers.slice(-unfreezeLast);
@@ -148,7 +150,7 @@ export function fineTune(model: TransferModel, options: FineTuneOptions): { opti
     if (l instanceof BatchNormalization) l.inferenceMode = true;
   }
   const params = model.trainableParameters();
-  const opt = optimizer === 'adam' ? new Adam(params, { lr: learningRate }) : optimizer === 'sgd' ? new SGD(params, { lr: learningRate, momentum }) : null;
+  const opt = optimizer === 'adam' ? new Adam(params, { lr: learningRate, ...clip }) : optimizer === 'sgd' ? new SGD(params, { lr: learningRate, momentum, ...clip }) : null;
   if (!opt) throw new ArgumentError(`fineTune: optimizer must be 'adam' or 'sgd', got ${JSON.stringify(optimizer)}.`);
   return { optimizer: opt, unfrozen: unfrozen.map((l) => l.name) };
 }

@@ -102,10 +102,11 @@ export async function runTrain(args: ParsedArgs, argv: string[]): Promise<void> 
     const given = argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')[0]).filter((n) => n !== 'out' && n !== 'resume');
     if (given.length) throw new ArgumentError(`graft train --resume takes the run's own settings from ${join(out, 'config.json')}; drop ${given.map((g) => `--${g}`).join(', ')}.`);
     config = readJson<RunConfig>(join(out, 'config.json'), 'run config');
-    state = readState(out);
+    // Killed before its first epoch ended: nothing to restore, so the run starts over with its settings.
+    state = existsSync(join(out, 'state.json')) ? readState(out) : { phase: 'head', nextEpoch: 0, history: emptyHistory(), checkpoint: null, checkpointPhase: null };
     if (state.phase === 'done') throw new GraftError(`graft train --resume: the run in ${out} is finished (see ${join(out, 'report.md')}).`);
   } else {
-    if (existsSync(join(out, 'state.json'))) throw new GraftError(`graft train: ${out} already holds a run; use --resume to continue it, or choose another --out.`);
+    if (existsSync(join(out, 'config.json'))) throw new GraftError(`graft train: ${out} already holds a run; use --resume to continue it, or choose another --out.`);
     config = runConfigFrom(args);
     state = { phase: 'head', nextEpoch: 0, history: emptyHistory(), checkpoint: null, checkpointPhase: null };
   }

@@ -109,7 +109,7 @@ export function readTfjsLayersModelFile(modelJsonPath: string): TfjsLayersModel 
     readFileBytes(modelJsonPath, 'model.json'),
     (shard) => {
       const path = join(folder, shard);
-      return existsSync(path) ? readFileSync(path) : undefined;
+      return existsSync(path) && statSync(path).isFile() ? readFileSync(path) : undefined; // a folder is no shard
     },
     modelJsonPath,
   );

@@ -46,7 +46,12 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 function show(v: unknown): string {
-  const s = JSON.stringify(v) ?? String(v);
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? '[...] (nested too deeply to show)' : '{...} (nested too deeply to show)'; // JSON.stringify's stack ran out
+  }
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 

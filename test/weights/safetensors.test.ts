@@ -146,6 +146,7 @@ describe('safetensors: strict validation', () => {
     ['metadata value a number', ok('{"__metadata__":{"epochs":3}}'), /metadata value 'epochs' must be a string, got 3/],
     ['metadata a list', ok('{"__metadata__":["a"]}'), /__metadata__ must be an object of strings/],
     ['entry not an object', ok('{"t":[1,2]}'), /tensor 't': expected \{dtype, shape, data_offsets\}/],
+    ['JSON nested 100000 deep', ok(`{"t":{"dtype":"U8","shape":${'['.repeat(100_000)}${']'.repeat(100_000)},"data_offsets":[0,0]}}`), /tensor 't': shape must be a list of non-negative integers, got \[\.\.\.\] \(nested too deeply/],
     ['unknown field in an entry', ok('{"t":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"extra":1}}'), /tensor 't': unknown field 'extra'/],
   ];
   test.each(cases)('%s', (_what, bytes, message) => {

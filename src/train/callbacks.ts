@@ -233,12 +233,14 @@ export class ModelCheckpoint implements Callback {
     const tensors = new Map<string, SafetensorsTensor>();
     const layers = new Set(model.trainableWeights.map((w) => w.layer));
     const saved = this.weights === 'all' ? model.weights : model.weights.filter((w) => layers.has(w.layer));
+    // Everything is read back from the GPU before the first file is written, so a device lost during the
+    // readbacks leaves no partial checkpoint (weights without their optimizer state or manifest).
     for (const w of saved) tensors.set(w.key, { dtype: 'F32', shape: [...w.value.shape], data: await w.value.floats() });
+    const dict = this.saveOptimizerState ? await optimizer.stateDict() : null;
     writeSafetensorsFile(path, tensors, { format: 'graft-checkpoint', epoch: String(epoch) });
     let optimizerFile: string | null = null;
     let optimizerMeta: unknown = null;
-    if (this.saveOptimizerState) {
-      const dict = await optimizer.stateDict();
+    if (dict) {
       const buffers = new Map<string, SafetensorsTensor>();
       for (const s of dict.state) for (const [name, b] of Object.entries(s.buffers)) buffers.set(`${s.param}/${name}`, { dtype: 'F32', shape: b.shape, data: b.data });
       optimizerFile = path.replace(/\.safetensors$/, '') + '.optimizer.safetensors';

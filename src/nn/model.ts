@@ -115,7 +115,8 @@ export class Model extends Layer {
     if (!l) {
       const names = this.layers.map((x) => x.name);
       const near = names.filter((n) => n.includes(name) || name.includes(n)).slice(0, 5);
-      throw new ArgumentError(`${this.name} has no layer named '${name}'${near.length ? ` (similar: ${near.join(', ')})` : ''}; it has ${names.length} layers.`);
+      const some = names.length <= 8 ? names.join(', ') : `${names.slice(0, 8).join(', ')}, … and ${names.length - 8} more`;
+      throw new ArgumentError(`${this.name} has no layer named '${name}'${near.length ? ` (similar: ${near.join(', ')})` : ''}; it has ${names.length} layers: ${some}.`);
     }
     return l;
   }

@@ -20,8 +20,13 @@ export interface Conv2DConfig extends LayerConfig {
   seed?: number;
 }
 
-function pairOf(v: number | [number, number]): [number, number] {
-  return typeof v === 'number' ? [v, v] : v;
+/** `v` as [height, width]: one positive integer for both, or a pair of them; `what` names it in the error. */
+function pairOf(layer: string, what: string, v: number | [number, number]): [number, number] {
+  const pair: unknown = typeof v === 'number' ? [v, v] : v;
+  if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((n) => Number.isInteger(n) && n >= 1)) {
+    throw new ArgumentError(`${layer}: ${what} must be a positive integer or a pair [height, width] of them, got ${JSON.stringify(v) ?? String(v)}.`);
+  }
+  return pair as [number, number];
 }
 
 export class Conv2D extends Layer {
@@ -42,8 +47,8 @@ export class Conv2D extends Layer {
       throw new ArgumentError(`${this.name}: filters must be a positive integer, got ${config.filters}.`);
     }
     this.filters = config.filters;
-    this.kernelSize = pairOf(config.kernelSize);
-    this.strides = pairOf(config.strides ?? 1);
+    this.kernelSize = pairOf(this.name, 'kernelSize', config.kernelSize);
+    this.strides = pairOf(this.name, 'strides', config.strides ?? 1);
     this.padding = config.padding ?? 'valid';
     const p = this.padding;
     const explicit = Array.isArray(p) && p.length === 2 && p.every((q) => Array.isArray(q) && q.length === 2 && q.every((n) => Number.isInteger(n) && n >= 0));

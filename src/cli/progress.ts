@@ -43,6 +43,7 @@ export class ProgressBar {
   private lastMetricsAt = -Infinity;
   private metricsText = '';
   private lastLine = '';
+  private lastWritten = '';
   private open = false;
 
   constructor(
@@ -89,6 +90,7 @@ export class ProgressBar {
       }
     } else if (t - this.lastDraw >= this.plainEvery * 1000) {
       this.lastDraw = t;
+      this.lastWritten = this.lastLine;
       this.stream.write(`${this.lastLine}\n`);
     }
   }
@@ -98,7 +100,8 @@ export class ProgressBar {
     if (!this.open) return;
     this.open = false;
     const width = Math.max(40, (this.stream.columns ?? 100) - 1);
-    this.stream.write(this.tty ? `\r${this.lastLine.slice(0, width).padEnd(width)}\n` : `${this.lastLine}\n`);
+    if (this.tty) this.stream.write(`\r${this.lastLine.slice(0, width).padEnd(width)}\n`);
+    else if (this.lastLine !== this.lastWritten) this.stream.write(`${this.lastLine}\n`); // not twice in a log
   }
 
   /** Prints a line of its own (an epoch summary), after ending the current phase's line. */

@@ -39,8 +39,17 @@ describe('ProgressBar', () => {
     }
     bar.finish();
     expect(out.writes.every((w) => !w.includes('\r') && w.endsWith('\n'))).toBe(true);
-    expect(out.writes).toHaveLength(4); // at 10 s, 20 s, 30 s, and the phase's final line
-    expect(out.writes[3]).toBe('caching features 300/300  10.0 img/s  0:30 total\n');
+    // At 10 s, 20 s and 30 s; the line at 30 s is the phase's last, so finish() does not print it twice.
+    expect(out.writes).toHaveLength(3);
+    expect(out.writes[2]).toBe('caching features 300/300  10.0 img/s  0:30 total\n');
+    // A phase whose last event came between scheduled lines gets its final line from finish().
+    now = 40_000;
+    bar.update({ phase: 'train', epoch: 0, step: 0, examples: 0, total: 10 });
+    now = 45_000;
+    bar.update({ phase: 'train', epoch: 0, step: 1, examples: 10, total: 10 });
+    bar.finish();
+    expect(out.writes).toHaveLength(4);
+    expect(out.writes[3]).toBe('training 10/10  2.0 img/s  0:05 total\n');
   });
 
   test('formatDuration', () => {

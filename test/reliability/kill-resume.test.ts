@@ -1,19 +1,21 @@
 /**
  * Kill and resume: `graft train` is killed with SIGKILL at a random moment (before, during or after
- * checkpoint writes, during the final report), then resumed with `--resume`, repeatedly. Every trial must
- * finish, and — with dropout 0 and no augmentation, so that training is deterministic — end with weights
- * bit-identical to an uninterrupted run's: a resumed run loses nothing and repeats nothing.
+ * checkpoint writes, during the final report), then resumed with `--resume`, repeatedly. After every kill,
+ * each checkpoint on disk must load completely. Every trial must finish, and — with dropout 0 and no
+ * augmentation, so that training is deterministic — with the same loss at every epoch as an uninterrupted
+ * run and bit-identical final weights: a resumed run loses nothing and repeats nothing.
  *
  * GRAFT_KILL_TRIALS sets the number of trials (default 20).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { rng } from '../util/check.js';
 import { readSafetensorsFile } from '../../src/weights/files.js';
+import { readCheckpointManifest } from '../../src/train/checkpoint.js';
 
 const TRIALS = Number(process.env.GRAFT_KILL_TRIALS ?? 20);
 const root = mkdtempSync(join(tmpdir(), 'graft-kill-'));
@@ -49,6 +51,19 @@ function graft(args: string[], killAfterMs?: number): Promise<{ code: number | n
   });
 }
 
+/** Loads every checkpoint left in the run folder: manifest, weights and optimizer state. Returns how many. */
+function loadAllCheckpoints(run: string): number {
+  const dir = join(run, 'checkpoints');
+  if (!existsSync(dir)) return 0;
+  const manifests = readdirSync(dir).filter((f) => /^epoch-\d+\.json$/.test(f));
+  for (const f of manifests) {
+    const m = readCheckpointManifest(join(dir, f));
+    readSafetensorsFile(join(dir, m.weights.split('/').pop()!));
+    if (m.optimizer.stateFile) readSafetensorsFile(join(dir, m.optimizer.stateFile.split('/').pop()!));
+  }
+  return manifests.length;
+}
+
 function weightsOf(run: string): Map<string, Float32Array> {
   const f = readSafetensorsFile(join(run, 'model.safetensors'));
   return new Map([...f.tensors].map(([k, t]) => [k, t.data as Float32Array]));
@@ -61,6 +76,7 @@ describe(`graft train killed at random moments and resumed (${TRIALS} trials)`, 
     expect((await graft(['train', ...ARGS, '--out', reference])).code).toBe(0);
     const duration = performance.now() - started;
     const expected = weightsOf(reference);
+    const expectedLoss = JSON.parse(readFileSync(join(reference, 'state.json'), 'utf8')).history.loss as number[];
     const r = rng(42);
     const log: string[] = [];
     for (let trial = 0; trial < TRIALS; trial++) {
@@ -68,8 +84,10 @@ describe(`graft train killed at random moments and resumed (${TRIALS} trials)`, 
       let kills = 0;
       // First attempt is killed somewhere in the run; the resumes may be killed again (half of the trials).
       let outcome = await graft(["train", ...ARGS, "--out", run], r() * duration * 0.95);
+      let loaded = 0;
       while (outcome.killed) {
         kills++;
+        loaded += loadAllCheckpoints(run); // throws if a kill left a checkpoint half-written
         const resumeArgs = existsSync(join(run, 'config.json')) ? ['train', '--resume', '--out', run] : ['train', ...ARGS, '--out', run];
         outcome = await graft(resumeArgs, kills < 3 && r() < 0.5 ? r() * duration : undefined);
       }
@@ -77,10 +95,11 @@ describe(`graft train killed at random moments and resumed (${TRIALS} trials)`, 
       const state = JSON.parse(readFileSync(join(run, 'state.json'), 'utf8'));
       expect(state.phase).toBe('done');
       expect(state.history.epoch).toEqual([0, 1, 2, 3, 4, 5, 6]);
+      expect(state.history.loss).toEqual(expectedLoss);
       const got = weightsOf(run);
       expect([...got.keys()]).toEqual([...expected.keys()]);
       for (const [k, w] of expected) expect(Buffer.from(got.get(k)!.buffer).equals(Buffer.from(w.buffer)), `trial ${trial}: ${k}`).toBe(true);
-      log.push(`trial ${trial}: killed ${kills}×`);
+      log.push(`trial ${trial}: killed ${kills}×, ${loaded} checkpoint loads after kills`);
       rmSync(run, { recursive: true, force: true });
     }
     console.log(log.join('\n'));

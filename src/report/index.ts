@@ -2,5 +2,5 @@ export { confusionMatrix, classificationReport, reportToText, reportToMarkdown, 
 export type { ClassMetrics, ClassificationReport } from './metrics.js';
 export { Canvas } from './canvas.js';
 export type { Color } from './canvas.js';
-export { plotTrainingHistory, plotConfusionMatrix, niceTicks } from './plots.js';
+export { plotTrainingHistory, plotConfusionMatrix, plotLines, niceTicks } from './plots.js';
 export type { TrainingHistory } from './plots.js';

@@ -70,7 +70,7 @@ function checkSeries(fn: string, name: string, values: unknown): void {
  * One line-chart panel inside `area`: subtitle on top, y tick labels and y label on the left, epoch
  * ticks and the "epoch" label below, legend inside the plot at the given corner.
  */
-function drawPanel(canvas: Canvas, area: Rect, subtitle: string, yLabel: string, series: Series[], legendCorner: 'upper' | 'lower'): void {
+function drawPanel(canvas: Canvas, area: Rect, subtitle: string, yLabel: string, series: Series[], legendCorner: 'upper' | 'lower', marker?: PlotMarker): void {
   const lineH = measureText('0', TEXT).height;
   canvas.textAligned(area.x + area.w / 2, area.y, subtitle, BLACK, { scale: TEXT, align: 'center' });
   if (series.length === 0) {
@@ -119,6 +119,11 @@ function drawPanel(canvas: Canvas, area: Rect, subtitle: string, yLabel: string,
   canvas.textAligned(plot.x + plot.w / 2, area.y + area.h - 2, 'epoch', BLACK, { scale: TEXT, align: 'center', baseline: 'bottom' });
   canvas.textVertical(area.x + lineH / 2 + 2, plot.y + plot.h / 2, yLabel, BLACK, TEXT);
 
+  // A phase boundary (e.g. where fine-tuning began): a dashed vertical line between two epochs.
+  const showMarker = marker !== undefined && marker.at > 0 && marker.at < epochs;
+  const markerX = showMarker ? Math.round(px(marker.at + 0.5)) : 0;
+  if (showMarker) for (let yy = plot.y; yy < plot.y + plot.h; yy += 8) canvas.line(markerX, yy, markerX, Math.min(yy + 4, plot.y + plot.h - 1), GREY, 2);
+
   // Curves, with a marker at each epoch when there are few enough to see them.
   for (const s of series) {
     const points = s.values.map((v, i) => [px(i + 1), py(v)] as const);
@@ -126,23 +131,35 @@ function drawPanel(canvas: Canvas, area: Rect, subtitle: string, yLabel: string,
     if (s.values.length <= 40) for (const [mx, my] of points) canvas.fillRect(mx - 2, my - 2, 5, 5, s.color);
   }
 
-  // Legend box in a corner of the plot.
+  // Legend box in a corner of the plot; a phase boundary gets a row with a dashed swatch.
+  const rows = [...series.map((s) => s.label), ...(showMarker ? [marker!.label] : [])];
   const swatch = 24;
-  const legendW = 12 + swatch + 8 + Math.max(...series.map((s) => measureText(s.label, TEXT).width)) + 12;
-  const legendH = 10 + series.length * (lineH + 8) + 2;
+  const legendW = 12 + swatch + 8 + Math.max(...rows.map((r) => measureText(r, TEXT).width)) + 12;
+  const legendH = 10 + rows.length * (lineH + 8) + 2;
   const lx = plot.x + plot.w - legendW - 10;
   const ly = legendCorner === 'upper' ? plot.y + 10 : plot.y + plot.h - legendH - 10;
   canvas.fillRect(lx, ly, legendW, legendH, WHITE);
   canvas.strokeRect(lx, ly, legendW, legendH, GREY);
-  series.forEach((s, i) => {
+  rows.forEach((label, i) => {
     const rowY = ly + 10 + i * (lineH + 8);
-    canvas.line(lx + 12, rowY + lineH / 2, lx + 12 + swatch, rowY + lineH / 2, s.color, 2);
-    canvas.text(lx + 12 + swatch + 8, rowY, s.label, BLACK, TEXT);
+    const midY = rowY + lineH / 2;
+    if (i < series.length) canvas.line(lx + 12, midY, lx + 12 + swatch, midY, series[i]!.color, 2);
+    else for (let xx = lx + 12; xx < lx + 12 + swatch; xx += 8) canvas.line(xx, midY, Math.min(xx + 4, lx + 12 + swatch), midY, GREY, 2);
+    canvas.text(lx + 12 + swatch + 8, rowY, label, BLACK, TEXT);
   });
 }
 
-/** The two-panel training-history figure (accuracy, loss) as PNG bytes. */
-export function plotTrainingHistory(history: TrainingHistory, opts: { title?: string; width?: number; height?: number } = {}): Uint8Array {
+/** A vertical line after epoch index `at` (0-based: the line falls between epochs at and at + 1). */
+export interface PlotMarker {
+  at: number;
+  label: string;
+}
+
+/**
+ * The two-panel training-history figure (accuracy, loss) as PNG bytes. `marker` draws a phase boundary, as
+ * the Keras tutorial's "Start Fine Tuning" line: `{ at: initialEpochs - 1, label: 'start fine-tuning' }`.
+ */
+export function plotTrainingHistory(history: TrainingHistory, opts: { title?: string; width?: number; height?: number; marker?: PlotMarker } = {}): Uint8Array {
   const fn = 'plotTrainingHistory';
   checkSeries(fn, 'loss', history?.loss);
   for (const key of ['val_loss', 'accuracy', 'val_accuracy'] as const) {
@@ -162,8 +179,8 @@ export function plotTrainingHistory(history: TrainingHistory, opts: { title?: st
     ...(train ? [{ label: 'train', values: train, color: TRAIN_COLOR }] : []),
     ...(val ? [{ label: 'validation', values: val, color: VAL_COLOR }] : []),
   ];
-  drawPanel(canvas, { x: 16, y: top, w: panelW, h: height - top - 16 }, 'Model accuracy', 'accuracy', make(history.accuracy, history.val_accuracy), 'lower');
-  drawPanel(canvas, { x: 24 + panelW, y: top, w: panelW, h: height - top - 16 }, 'Model loss', 'loss', make(history.loss, history.val_loss), 'upper');
+  drawPanel(canvas, { x: 16, y: top, w: panelW, h: height - top - 16 }, 'Model accuracy', 'accuracy', make(history.accuracy, history.val_accuracy), 'lower', opts.marker);
+  drawPanel(canvas, { x: 24 + panelW, y: top, w: panelW, h: height - top - 16 }, 'Model loss', 'loss', make(history.loss, history.val_loss), 'upper', opts.marker);
   return canvas.toPNG();
 }
 
@@ -249,5 +266,31 @@ export function plotConfusionMatrix(matrix: number[][], classNames: string[], op
     canvas.line(barX + barW, ty, barX + barW + 4, ty, BLACK);
     canvas.textAligned(barX + barW + 8, ty, t.toFixed(bar.decimals), BLACK, { scale: TEXT, baseline: 'middle' });
   }
+  return canvas.toPNG();
+}
+
+const PALETTE: Color[] = [TRAIN_COLOR, VAL_COLOR, [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75]];
+
+/**
+ * One panel of named curves against the epoch (1, 2, …), e.g. target accuracy and domain-classifier
+ * accuracy of a domain-adaptation run. Colours follow matplotlib's default cycle.
+ */
+export function plotLines(
+  series: Array<{ label: string; values: number[] }>,
+  opts: { title?: string; subtitle?: string; yLabel?: string; width?: number; height?: number; legend?: 'upper' | 'lower' } = {},
+): Uint8Array {
+  const fn = 'plotLines';
+  if (!Array.isArray(series) || series.length === 0 || series.length > PALETTE.length) {
+    throw new ArgumentError(`${fn}: series must be a list of 1 to ${PALETTE.length} curves, received ${Array.isArray(series) ? series.length : typeof series}`);
+  }
+  series.forEach((s, i) => checkSeries(fn, `series[${i}] (${s?.label})`, s?.values));
+  const width = opts.width ?? 800;
+  const height = opts.height ?? 560;
+  if (width < 400 || height < 300) throw new ArgumentError(`${fn}: the figure must be at least 400×300 pixels, received ${width}×${height}`);
+  const canvas = new Canvas(width, height);
+  canvas.textAligned(width / 2, 18, opts.title ?? '', BLACK, { scale: TITLE, align: 'center' });
+  const top = 18 + measureText('0', TITLE).height + 22;
+  const colored: Series[] = series.map((s, i) => ({ label: s.label, values: s.values, color: PALETTE[i]! }));
+  drawPanel(canvas, { x: 16, y: top, w: width - 32, h: height - top - 16 }, opts.subtitle ?? '', opts.yLabel ?? 'value', colored, opts.legend ?? 'lower');
   return canvas.toPNG();
 }

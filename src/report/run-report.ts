@@ -80,7 +80,10 @@ export function writeRunReport(dir: string, r: RunReportInput): RunReportFiles {
   };
   writeFileAtomic(files.json, text(JSON.stringify(json, null, 2) + '\n'));
   writeFileAtomic(files.markdown, text(markdown(r, report.accuracy, reportToMarkdown(report), report.confusion, files)));
-  if (files.history) writeFileAtomic(files.history, plotTrainingHistory(r.history!, { title: r.title }));
+  if (files.history) {
+    const marker = r.fineTuneFrom !== undefined ? { at: r.fineTuneFrom - 1, label: 'start fine-tuning' } : undefined;
+    writeFileAtomic(files.history, plotTrainingHistory(r.history!, { title: r.title, ...(marker ? { marker } : {}) }));
+  }
   writeFileAtomic(files.confusion, plotConfusionMatrix(report.confusion, r.classNames, { title: 'Confusion matrix' }));
   return files;
 }

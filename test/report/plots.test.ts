@@ -132,6 +132,26 @@ describe('plotTrainingHistory', () => {
     expect(inkCount(png, 400, 800, 60, 400)).toBeGreaterThan(500);
   });
 
+  it('marks a phase boundary with a dashed grey line in both panels, and a legend row', () => {
+    const grey = (png: PNG, x0: number, x1: number) => {
+      let n = 0;
+      for (let y = 80; y < png.height - 60; y++) {
+        for (let x = x0; x < x1; x++) {
+          const i = (y * png.width + x) * 4;
+          if (png.data[i] === 110 && png.data[i + 1] === 110 && png.data[i + 2] === 110) n++;
+        }
+      }
+      return n;
+    };
+    const plain = decode(plotTrainingHistory(history));
+    const marked = decode(plotTrainingHistory(history, { marker: { at: 2, label: 'start fine-tuning' } }));
+    save('training-history-marker.png', plotTrainingHistory(history, { marker: { at: 2, label: 'start fine-tuning' } }));
+    const half = plain.width / 2;
+    for (const [x0, x1] of [[0, half], [half, plain.width]] as const) expect(grey(marked, x0, x1) - grey(plain, x0, x1)).toBeGreaterThan(150);
+    // A boundary outside the epochs draws nothing.
+    expect(Buffer.from(plotTrainingHistory(history, { marker: { at: 99, label: 'x' } })).equals(Buffer.from(plotTrainingHistory(history)))).toBe(true);
+  });
+
   it('validates the history', () => {
     expect(() => plotTrainingHistory({ loss: [] })).toThrow(/history.loss/);
     expect(() => plotTrainingHistory({ loss: [1], accuracy: [NaN] })).toThrow(/history.accuracy/);

@@ -32,6 +32,8 @@ export interface RunConfig {
   fineTuneLr: number;
   augment: string;
   cacheViews: number;
+  /** Folder of feature caches shared between runs (--feature-cache), or null. */
+  featureCache?: string | null;
   patience: number;
   /** Global gradient-norm clipping of both phases' optimizers, or null. */
   clipNorm: number | null;
@@ -93,6 +95,7 @@ export function runConfigFrom(args: ParsedArgs): RunConfig {
     fineTuneLr: positive('fine-tune-lr', o['fine-tune-lr']),
     augment: String(o.augment),
     cacheViews: integer('cache-views', o['cache-views'], 0),
+    featureCache: (o['feature-cache'] as string | undefined) ?? null,
     patience: integer('patience', o.patience, 0),
     clipNorm: o['clip-norm'] === undefined ? null : positive('clip-norm', o['clip-norm']),
     skipNonFinite: o['skip-nonfinite'] === true,

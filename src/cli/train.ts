@@ -18,7 +18,6 @@ import type { Preprocessing } from '../data/image.js';
 import { Adam } from '../train/optimizers.js';
 import { EarlyStopping, type Callback } from '../train/callbacks.js';
 import { type BatchSource, evaluate, fit, type PrebuiltCaches, predictLabelled } from '../train/fit.js';
-import { FeatureCache } from '../train/feature-cache.js';
 import { fineTune, fineTuneFrontier } from '../train/transfer.js';
 import { restoreCheckpoint } from '../train/checkpoint.js';
 import { argmaxRows, writeRunReport } from '../report/run-report.js';
@@ -26,6 +25,7 @@ import type { CommandSpec, ParsedArgs } from './args.js';
 import { ProgressBar } from './progress.js';
 import { emptyHistory, readJson, readState, RunCheckpoint, type RunState, writeJson } from './run-folder.js';
 import { buildRunModel, preprocessingOf, type RunConfig, runConfigFrom, saveFinalModel } from './run-config.js';
+import { cachedFeatures } from './feature-store.js';
 
 export const trainCommand: CommandSpec = {
   name: 'train',
@@ -49,6 +49,7 @@ export const trainCommand: CommandSpec = {
     augment: { type: 'string', help: "training augmentation: 'none' or a list such as flip,zoom=0.1,rotation=0.1", default: 'flip' },
     'cache-views': { type: 'number', help: 'cache the frozen base\'s features for this many augmented passes; 0 runs the base every step', default: 2 },
     patience: { type: 'number', help: 'early stopping on val_loss after this many epochs without improvement, best weights restored; 0: off', default: 0 },
+    'feature-cache': { type: 'string', help: 'keep cached features in this folder and reuse them in later runs with the same data, base, image size, views and cut' },
     'clip-norm': { type: 'number', help: 'clip the gradients to this global L2 norm (both phases)' },
     'skip-nonfinite': { type: 'boolean', help: 'skip a step whose loss or gradients are NaN/Inf (checks each step) instead of stopping the run' },
     seed: { type: 'number', help: 'seed of the split, shuffles, augmentation, head initialisation and dropout', default: 0 },
@@ -138,8 +139,10 @@ export async function runTrain(args: ParsedArgs, argv: string[]): Promise<void> 
     const at = config.fineTuneLayers > 0 ? fineTuneFrontier(model, config.fineTuneLayers) : model.constantFrontier();
     const report = (view: number) => (i: { view: number; step: number; examples: number; total?: number }) =>
       onProgress({ phase: 'cache', epoch: view < 0 ? -1 : i.view, step: i.step, examples: i.examples, ...(i.total === undefined ? {} : { total: i.total }) });
-    const trainCache = await FeatureCache.build(model, train, { at, views: config.cacheViews, seed: config.seed, onBatch: report(0) });
-    const valCache = await FeatureCache.build(model, val, { at, shuffle: false, onBatch: report(-1) });
+    const store = config.featureCache ?? null;
+    const log = (line: string) => bar.log(line);
+    const trainCache = await cachedFeatures(store, 'train', model, train, config, { at, views: config.cacheViews, seed: config.seed, onBatch: report(0) }, log);
+    const valCache = await cachedFeatures(store, 'validation', model, val, config, { at, shuffle: false, onBatch: report(-1) }, log);
     caches = { train: trainCache, validation: valCache };
     timings.caching = (performance.now() - t) / 1000;
     bar.log(`cached ${at.map((s) => `${s.layer.name} [${s.shape.join('×')}]`).join(', ')} for ${trainCache.viewCount} view(s) of ${trainCache.size} + ${valCache.size} images (${(((trainCache.bytes + valCache.bytes) / 2 ** 20)).toFixed(0)} MiB) in ${timings.caching.toFixed(1)} s`);

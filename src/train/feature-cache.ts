@@ -23,7 +23,9 @@ import { noGrad } from '../autograd/tape.js';
 import { tensor } from '../tensor/create.js';
 import { tidy } from '../tensor/scope.js';
 import { permutation } from '../ops/index.js';
+import { GraftFormatError } from '../errors.js';
 import type { SymbolicTensor } from '../nn/layer.js';
+import type { SafetensorsFile, SafetensorsTensor } from '../weights/safetensors.js';
 import type { Model } from '../nn/model.js';
 import { type Batch, type BatchSource, concatArrays } from './batches.js';
 
@@ -106,6 +108,55 @@ export class FeatureCache implements BatchSource {
   /** Throws unless every cached tensor is still computed by frozen layers of `model` (see Model.constantTensors). */
   checkUsableWith(model: Model): void {
     checkConstant(model, this.frontier);
+  }
+
+  /**
+   * The cache as safetensors tensors (`view<v>/<frontier index>`, `view<v>/labels`) and metadata naming the
+   * frontier (layer name and call index), so that a later run can load it instead of recomputing it
+   * (`graft train --feature-cache DIR`). Write it with writeSafetensorsFile.
+   */
+  toSafetensors(): { tensors: Map<string, SafetensorsTensor>; metadata: Record<string, string> } {
+    const tensors = new Map<string, SafetensorsTensor>();
+    this.views.forEach((v, vi) => {
+      v.features.forEach((f, i) => tensors.set(`view${vi}/${i}`, { dtype: 'F32', shape: [v.count, ...this.frontier[i]!.shape], data: f }));
+      tensors.set(`view${vi}/labels`, v.y instanceof Int32Array ? { dtype: 'I32', shape: [v.y.length], data: v.y } : { dtype: 'F32', shape: [v.y.length], data: v.y });
+    });
+    const frontier = this.frontier.map((t) => ({ layer: t.layer.name, node: t.nodeIndex, shape: t.shape }));
+    return { tensors, metadata: { format: 'graft-feature-cache', frontier: JSON.stringify(frontier), views: String(this.views.length), batch_size: String(this.batchSize) } };
+  }
+
+  /** A cache saved by `toSafetensors`, for `model` (its frontier tensors are looked up by layer name). */
+  static fromSafetensors(model: Model, file: SafetensorsFile, source: string, options: { shuffle?: boolean; seed?: number; batchSize?: number } = {}): FeatureCache {
+    const bad = (why: string) => new GraftFormatError(`${source}: not a usable feature cache: ${why}.`);
+    if (file.metadata.format !== 'graft-feature-cache') throw bad(`metadata format is '${file.metadata.format ?? ''}'`);
+    let spec: Array<{ layer: string; node: number; shape: number[] }>;
+    try {
+      spec = JSON.parse(file.metadata.frontier ?? '');
+    } catch {
+      throw bad('its frontier metadata is not JSON');
+    }
+    const frontier = spec.map(({ layer, node, shape }) => {
+      const t = model.layers.find((l) => l.name === layer)?.nodes[node]?.output;
+      if (!t) throw bad(`${model.name} has no call ${node} of a layer '${layer}'`);
+      if (t.shape.join() !== shape.join()) throw bad(`${layer} outputs [${t.shape.join(', ')}] here, [${shape.join(', ')}] in the cache`);
+      return t;
+    });
+    const viewCount = Number(file.metadata.views);
+    const views: View[] = [];
+    for (let v = 0; v < viewCount; v++) {
+      const y = file.tensors.get(`view${v}/labels`);
+      if (!y || (y.dtype !== 'I32' && y.dtype !== 'F32')) throw bad(`view ${v} has no labels`);
+      const features = frontier.map((t, i) => {
+        const f = file.tensors.get(`view${v}/${i}`);
+        if (!f || f.dtype !== 'F32' || f.shape.slice(1).join() !== t.shape.join()) throw bad(`view ${v} lacks features for ${t.layer.name} of shape [N, ${t.shape.join(', ')}]`);
+        return f.data as Float32Array;
+      });
+      const count = features[0]!.length / frontier[0]!.shape.reduce((a, b) => a * b, 1);
+      views.push({ features, y: y.data as Int32Array | Float32Array, count });
+    }
+    if (views.length === 0) throw bad('it holds no views');
+    checkConstant(model, frontier);
+    return new FeatureCache(frontier, views, options.batchSize ?? Number(file.metadata.batch_size), options.shuffle ?? true, options.seed ?? 0);
   }
 
   /** Host memory held by the cache. */

@@ -289,6 +289,8 @@ export async function fit(model: Model, train: BatchSource, options: FitOptions)
       }
       optimizer.zeroGrad(); // free the last step's gradients: memory between epochs is the weights and state
       const logs: Logs = { ...(await readTotals(totals, examples)) };
+      // The GPU runs behind the steps that record its work; this event, after the readback, times the whole epoch.
+      onProgress?.({ phase: 'train', epoch, step, examples, ...(train.size === undefined ? {} : { total: train.size }) });
       if (onNonFinite === 'skip') logs.skipped_steps = skipped;
       else if (examples > 0) {
         // The loss alone can look finite while the weights are not: relu(NaN) may give 0 (WGSL's max is
@@ -353,7 +355,9 @@ export async function evaluate(model: Model, data: BatchSource, options: Evaluat
     examples += b.count;
     options.onProgress?.({ phase: 'validate', epoch: 0, step: ++stepIndex, examples, ...(data.size === undefined ? {} : { total: data.size }) });
   }
-  return readTotals(totals, examples);
+  const result = await readTotals(totals, examples);
+  options.onProgress?.({ phase: 'validate', epoch: 0, step: stepIndex, examples, ...(data.size === undefined ? {} : { total: data.size }) });
+  return result;
 }
 
 export interface Predictions {

@@ -81,6 +81,25 @@ describe('graft train', () => {
     expect(JSON.parse(f.metadata.class_names!)).toEqual(['blues', 'reds']);
   }, 120_000);
 
+  test('--feature-cache: a second run reuses the first run\'s cached features and trains the same', async () => {
+    const store = join(root, 'features');
+    const args = (out: string) => ['train', '--data', data, '--epochs', '2', '--fine-tune-layers', '3', '--fine-tune-epochs', '1', '--out', out, ...SMALL, '--dropout', '0', '--feature-cache', store];
+    const logs: string[] = [];
+    const spy = (await import('vitest')).vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (logs.push(String(chunk)), true));
+    try {
+      expect(await main(args(join(root, 'cached-1')))).toBe(0);
+      expect(readdirSync(store).filter((f) => f.endsWith('.safetensors'))).toHaveLength(2); // train and validation
+      logs.length = 0;
+      expect(await main(args(join(root, 'cached-2')))).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(logs.join('').match(/feature cache: reusing/g)).toHaveLength(2);
+    const [a, b] = ['cached-1', 'cached-2'].map((r) => json(join(root, r, 'report.json')));
+    expect(b.history).toEqual(a.history);
+    expect(b.accuracy).toBe(a.accuracy);
+  }, 240_000);
+
   test('refuses to overwrite a run, to resume a finished one, and bad options', async () => {
     expect(await main(['train', '--data', data, '--out', run, ...SMALL])).toBe(1);
     expect(await main(['train', '--resume', '--out', run])).toBe(1);

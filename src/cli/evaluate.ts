@@ -43,7 +43,7 @@ export async function runEvaluate(args: ParsedArgs, argv: string[]): Promise<voi
     let described: string;
     if (dataDir) {
       data = await imageDatasetFromDirectory(dataDir, {
-        imageSize: [config.imageSize, config.imageSize], batchSize, shuffle: false, preprocessing, classNames, onWarning: (m) => bar.log(`warning: ${m}`),
+        imageSize: [config.imageSize, config.imageSize], batchSize, shuffle: false, preprocessing, classNames, cropToAspectRatio: config.cropToAspectRatio === true, onWarning: (m) => bar.log(`warning: ${m}`),
       });
       described = `${dataDir} (${data.size} images)`;
     } else {

@@ -24,7 +24,7 @@ const fileStamp = (path: string) => {
 export function featureCachePath(dir: string, role: 'train' | 'validation', data: ImageDataset, config: RunConfig, at: SymbolicTensor[], views: number): string {
   const key = {
     version: 1, role, files: data.files.map(fileStamp), classNames: data.classNames, base: config.base,
-    weights: config.weights === null ? null : fileStamp(config.weights), imageSize: config.imageSize, preprocessing: config.preprocessing,
+    weights: config.weights === null ? null : fileStamp(config.weights), imageSize: config.imageSize, crop: config.cropToAspectRatio === true, preprocessing: config.preprocessing,
     augment: role === 'train' ? config.augment : 'none', seed: config.seed, validationSplit: config.validationSplit, views,
     at: at.map((t) => [t.layer.name, t.nodeIndex]),
   };

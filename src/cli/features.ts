@@ -42,12 +42,14 @@ export async function runFeatures(args: ParsedArgs): Promise<void> {
   let imageSize = o['image-size'] as number;
   let classNames: string[] | undefined;
   let preprocessing: Preprocessing;
+  let crop = false;
   if (o.model) {
     const run = loadRunModel(o.model as string);
     model = run.model;
     imageSize = run.config.imageSize;
     classNames = run.config.classNames ?? undefined;
     preprocessing = run.config.preprocessing ?? 'caffe';
+    crop = run.config.cropToAspectRatio === true;
   } else {
     const base = o.base as string;
     if (base !== 'resnet50' && base !== 'vgg16') throw new ArgumentError(`graft features: --base must be resnet50 or vgg16, got '${base}'.`);
@@ -61,7 +63,7 @@ export async function runFeatures(args: ParsedArgs): Promise<void> {
   const bar = new ProgressBar(process.stdout, 'features:');
   try {
     const dataset = await imageDatasetFromDirectory(data, {
-      imageSize: [imageSize, imageSize], batchSize, shuffle: false, preprocessing,
+      imageSize: [imageSize, imageSize], batchSize, shuffle: false, preprocessing, cropToAspectRatio: crop,
       ...(classNames ? { classNames } : {}), onWarning: (m) => bar.log(`warning: ${m}`),
     });
     let done = 0;

@@ -31,6 +31,8 @@ export interface RunConfig {
   fineTuneEpochs: number;
   fineTuneLr: number;
   augment: string;
+  /** Crop to the target aspect ratio before resizing, instead of distorting (--crop-to-aspect-ratio). */
+  cropToAspectRatio?: boolean;
   cacheViews: number;
   /** Folder of feature caches shared between runs (--feature-cache), or null. */
   featureCache?: string | null;
@@ -94,6 +96,7 @@ export function runConfigFrom(args: ParsedArgs): RunConfig {
     fineTuneEpochs: integer('fine-tune-epochs', o['fine-tune-epochs'], 0),
     fineTuneLr: positive('fine-tune-lr', o['fine-tune-lr']),
     augment: String(o.augment),
+    cropToAspectRatio: o['crop-to-aspect-ratio'] === true,
     cacheViews: integer('cache-views', o['cache-views'], 0),
     featureCache: (o['feature-cache'] as string | undefined) ?? null,
     patience: integer('patience', o.patience, 0),

@@ -46,6 +46,7 @@ export const trainCommand: CommandSpec = {
     'fine-tune-layers': { type: 'number', help: "unfreeze the base's last N layers (Keras's count) after head training; 0: no fine-tuning", default: 0 },
     'fine-tune-epochs': { type: 'number', help: 'epochs of fine-tuning', default: 5 },
     'fine-tune-lr': { type: 'number', help: 'Adam learning rate of fine-tuning', default: 1e-5 },
+    'crop-to-aspect-ratio': { type: 'boolean', help: 'crop the largest centred square (the target aspect ratio) before resizing, instead of distorting (Keras crop_to_aspect_ratio)' },
     augment: { type: 'string', help: "training augmentation: 'none' or a list such as flip,zoom=0.1,rotation=0.1", default: 'flip' },
     'cache-views': { type: 'number', help: 'cache the frozen base\'s features for this many augmented passes; 0 runs the base every step', default: 2 },
     patience: { type: 'number', help: 'early stopping on val_loss after this many epochs without improvement, best weights restored; 0: off', default: 0 },
@@ -75,7 +76,7 @@ const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
 /** The training and validation folders (and split) a run's config describes. */
 export async function openDatasets(c: RunConfig, preprocessing: Preprocessing, warn: (m: string) => void): Promise<{ train: ImageDataset; val: ImageDataset; valDescription: string }> {
-  const common = { imageSize: [c.imageSize, c.imageSize] as [number, number], batchSize: c.batchSize, preprocessing, seed: c.seed, onWarning: warn };
+  const common = { imageSize: [c.imageSize, c.imageSize] as [number, number], batchSize: c.batchSize, preprocessing, seed: c.seed, cropToAspectRatio: c.cropToAspectRatio === true, onWarning: warn };
   const augment = parseAugment(c.augment);
   const split = (subset: 'training' | 'validation') => ({ validationSplit: c.validationSplit, subset });
   let trainDir = c.data;

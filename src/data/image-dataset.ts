@@ -35,7 +35,7 @@ import { readdirSync, readFileSync, statSync, openSync, readSync, closeSync } fr
 import { join, relative } from 'node:path';
 import { ArgumentError, GraftError } from '../errors.js';
 import { mulberry32, shuffleInPlace } from '../ops/random.js';
-import { decodeImage, imageKind, preprocess, resizeBilinear, type Preprocessing, type RgbImage } from './image.js';
+import { cropToAspectRatio, decodeImage, imageKind, preprocess, resizeBilinear, type Preprocessing, type RgbImage } from './image.js';
 
 export type LabelMode = 'int' | 'categorical' | 'binary';
 
@@ -59,6 +59,8 @@ export interface ImageDatasetOptions {
   preprocessing?: Preprocessing;
   classNames?: string[];
   augment?: Augmentation;
+  /** Crop the largest centred window of the target aspect ratio before resizing (Keras's crop_to_aspect_ratio). Default false: resize, distorting. */
+  cropToAspectRatio?: boolean;
   onWarning?: (message: string) => void;
 }
 
@@ -190,7 +192,7 @@ export async function imageDatasetFromDirectory(
   const fn = 'imageDatasetFromDirectory';
   const {
     validationSplit, subset, imageSize = [256, 256], batchSize = 32, shuffle = true, labelMode = 'int',
-    preprocessing = 'none', augment, onWarning = (m: string) => console.warn(m),
+    preprocessing = 'none', augment, cropToAspectRatio: crop = false, onWarning = (m: string) => console.warn(m),
   } = options;
   let seed = options.seed;
   if (validationSplit !== undefined && !(validationSplit > 0 && validationSplit < 1)) {
@@ -272,7 +274,7 @@ export async function imageDatasetFromDirectory(
   const make = (files: Entry[], salt: number, augmentation: Augmentation | undefined): ImageDataset =>
     makeDataset(dir, files, {
       classNames, seed: seed!, salt, imageSize, batchSize, shuffle, labelMode, preprocessing,
-      augment: augmentation, onWarning, skipped: [...skippedAtIndex],
+      augment: augmentation, cropToAspectRatio: crop, onWarning, skipped: [...skippedAtIndex],
     });
   if (subset === 'both') return [make(training, 1, augment), make(validation, 2, augment)];
   if (subset === 'validation') return make(validation, 2, augment);
@@ -290,6 +292,7 @@ interface DatasetConfig {
   labelMode: LabelMode;
   preprocessing: Preprocessing;
   augment: Augmentation | undefined;
+  cropToAspectRatio: boolean;
   onWarning: (message: string) => void;
   skipped: string[];
 }
@@ -314,6 +317,7 @@ function makeDataset(dir: string, files: Entry[], cfg: DatasetConfig): ImageData
         failures.push(relative(dir, entry.path));
         continue;
       }
+      if (cfg.cropToAspectRatio) img = cropToAspectRatio(img, width, height);
       if (img.width !== width || img.height !== height) img = resizeBilinear(img, width, height);
       if (cfg.augment) img = augmentImage(img, cfg.augment, mulberry32(mixSeed(cfg.seed, cfg.salt, epoch, fileIndex)));
       x.set(preprocess(img.data, cfg.preprocessing), labels.length * pixels);

@@ -130,6 +130,21 @@ export function resizeBilinear(img: RgbImage, width: number, height: number): Rg
   return { width, height, data: out };
 }
 
+/**
+ * The largest centred window of `img` with the aspect ratio width : height (Keras's `crop_to_aspect_ratio`),
+ * so that a following resize to width × height does not distort the image.
+ */
+export function cropToAspectRatio(img: RgbImage, width: number, height: number): RgbImage {
+  const cropW = Math.max(1, Math.min(img.width, Math.round((img.height * width) / height)));
+  const cropH = Math.max(1, Math.min(img.height, Math.round((img.width * height) / width)));
+  if (cropW === img.width && cropH === img.height) return img;
+  const x0 = Math.floor((img.width - cropW) / 2);
+  const y0 = Math.floor((img.height - cropH) / 2);
+  const out = new Float32Array(cropW * cropH * 3);
+  for (let y = 0; y < cropH; y++) out.set(img.data.subarray(((y0 + y) * img.width + x0) * 3, ((y0 + y) * img.width + x0 + cropW) * 3), y * cropW * 3);
+  return { width: cropW, height: cropH, data: out };
+}
+
 export type Preprocessing = 'caffe' | 'torch' | 'none';
 
 export const CAFFE_MEANS_BGR = [103.939, 116.779, 123.68] as const;

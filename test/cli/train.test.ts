@@ -72,6 +72,22 @@ describe('graft train', () => {
     expect(evaluation.loss).toBeCloseTo(training.loss, 5);
   }, 120_000);
 
+  test('graft predict --model classifies files with the run\'s classes', async () => {
+    const printed: string[] = [];
+    const spy = (await import('vitest')).vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void printed.push(a.join(' ')));
+    try {
+      expect(await main(['predict', join(data, 'reds', '0.png'), join(data, 'blues', '1.png'), '--model', run, '--json'])).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    const results = JSON.parse(printed.join('\n')) as Array<{ file: string; predictions: Array<{ label: string; probability: number }> }>;
+    expect(results).toHaveLength(2);
+    for (const r of results) {
+      expect(r.predictions.map((p) => p.label).sort()).toEqual(['blues', 'reds']);
+      expect(r.predictions[0]!.probability + r.predictions[1]!.probability).toBeCloseTo(1, 5);
+    }
+  }, 120_000);
+
   test('graft features writes a named layer for every image', async () => {
     const out = join(root, 'features.safetensors');
     expect(await main(['features', '--model', run, '--data', data, '--layer', 'head_pool', '--out', out])).toBe(0);

@@ -27,6 +27,8 @@ export interface PoolStats {
   bytesAllocated: number;
   buffersInUse: number;
   buffersFree: number;
+  /** The most bytes handed out at once since the pool was created or `resetPeak` was last called. */
+  peakBytesInUse: number;
 }
 
 export class BufferPool {
@@ -34,6 +36,7 @@ export class BufferPool {
   private inUse = new Set<GPUBuffer>();
   private bytesInUse = 0;
   private bytesAllocated = 0;
+  private peakBytesInUse = 0;
   private freeCount = 0;
 
   constructor(
@@ -59,6 +62,7 @@ export class BufferPool {
     }
     this.inUse.add(buf);
     this.bytesInUse += size;
+    if (this.bytesInUse > this.peakBytesInUse) this.peakBytesInUse = this.bytesInUse;
     return buf;
   }
 
@@ -83,12 +87,18 @@ export class BufferPool {
     this.freeCount = 0;
   }
 
+  /** Starts a new peak measurement from the bytes in use now (e.g. before the steps a benchmark measures). */
+  resetPeak(): void {
+    this.peakBytesInUse = this.bytesInUse;
+  }
+
   stats(): PoolStats {
     return {
       bytesInUse: this.bytesInUse,
       bytesAllocated: this.bytesAllocated,
       buffersInUse: this.inUse.size,
       buffersFree: this.freeCount,
+      peakBytesInUse: this.peakBytesInUse,
     };
   }
 
@@ -98,5 +108,6 @@ export class BufferPool {
     this.inUse.clear();
     this.bytesInUse = 0;
     this.bytesAllocated = 0;
+    this.peakBytesInUse = 0;
   }
 }

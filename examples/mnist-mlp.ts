@@ -2,7 +2,7 @@
  * An MLP on real MNIST, trained on WebGPU with Graft's engine: no layers API, just tensors, autograd and an
  * optimizer, so every step of a training loop is visible.
  *
- *   npm run demo                        # 784 → 512 → 10, Adam, 12 epochs, batch 64
+ *   npm run demo:mnist                  # 784 → 512 → 10, Adam, 12 epochs, batch 64
  *   npx tsx examples/mnist-mlp.ts --epochs 3 --hidden 256
  *
  * Data (../shared/data/mnist, see its README): the 10,000 training images of the npm package mnist@1.1.0 for

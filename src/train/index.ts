@@ -2,6 +2,7 @@ export { SGD, Adam, AdamW, Optimizer, ParamGroup } from './optimizers.js';
 export type { SGDOptions, SGDHyper, AdamOptions, AdamHyperParams, ParamGroupSpec, ParamState, OptimizerStateDict } from './optimizers.js';
 export * from './fit.js';
 export * from './callbacks.js';
+export * from './adapt.js';
 export * from './transfer.js';
 export { FeatureCache } from './feature-cache.js';
 export type { FeatureCacheOptions } from './feature-cache.js';

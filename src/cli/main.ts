@@ -9,6 +9,7 @@ import { predictCommand, runPredict } from './predict.js';
 import { runTrain, trainCommand } from './train.js';
 import { evaluateCommand, runEvaluate } from './evaluate.js';
 import { featuresCommand, runFeatures } from './features.js';
+import { adaptCommand, runAdapt } from './adapt.js';
 import { shutdown } from '../gpu/runtime.js';
 
 interface Command {
@@ -42,6 +43,7 @@ const commands: Record<string, Command> = {
   evaluate: { spec: evaluateCommand, run: (a, argv) => runEvaluate(a, argv) },
   predict: { spec: predictCommand, run: (a) => runPredict(a) },
   features: { spec: featuresCommand, run: (a) => runFeatures(a) },
+  adapt: { spec: adaptCommand, run: (a) => runAdapt(a) },
 };
 
 function usage(): string {

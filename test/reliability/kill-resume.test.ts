@@ -83,13 +83,16 @@ describe(`graft train killed at random moments and resumed (${TRIALS} trials)`, 
       const run = join(root, `trial-${trial}`);
       let kills = 0;
       // First attempt is killed somewhere in the run; the resumes may be killed again (half of the trials).
-      let outcome = await graft(["train", ...ARGS, "--out", run], r() * duration * 0.95);
+      // Start-up (module loading, device, model build) takes the first part of a run; kill later than that
+      // mostly, so that most kills land in training and checkpoint writes.
+      const when = () => (0.3 + 0.65 * r()) * duration;
+      let outcome = await graft(['train', ...ARGS, '--out', run], when());
       let loaded = 0;
       while (outcome.killed) {
         kills++;
         loaded += loadAllCheckpoints(run); // throws if a kill left a checkpoint half-written
         const resumeArgs = existsSync(join(run, 'config.json')) ? ['train', '--resume', '--out', run] : ['train', ...ARGS, '--out', run];
-        outcome = await graft(resumeArgs, kills < 3 && r() < 0.5 ? r() * duration : undefined);
+        outcome = await graft(resumeArgs, kills < 3 && r() < 0.5 ? when() : undefined);
       }
       expect(outcome.code, `trial ${trial}`).toBe(0);
       const state = JSON.parse(readFileSync(join(run, 'state.json'), 'utf8'));
@@ -102,6 +105,7 @@ describe(`graft train killed at random moments and resumed (${TRIALS} trials)`, 
       log.push(`trial ${trial}: killed ${kills}×, ${loaded} checkpoint loads after kills`);
       rmSync(run, { recursive: true, force: true });
     }
-    console.log(log.join('\n'));
+    const loads = log.reduce((n, l) => n + Number(/, (\d+) checkpoint/.exec(l)![1]), 0);
+    console.log(`${log.join('\n')}\n${TRIALS} trials, ${log.reduce((n, l) => n + Number(/killed (\d+)×/.exec(l)![1]), 0)} kills, ${loads} checkpoint loads after kills`);
   }, 1_800_000);
 });

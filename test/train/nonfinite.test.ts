@@ -76,7 +76,10 @@ describe('allFinite', () => {
     const f = allFinite([x, x]);
     expect(f.shape).toEqual([]);
     f.dispose();
-    expect(memory()).toEqual(before);
+    // Live tensors and bytes in use come back exactly; the pool may have grown a size class it lacked (that
+    // depends on what earlier, randomly sized tests left in it), which is not a leak.
+    const after = memory();
+    expect({ tensors: after.tensors, bytesInUse: after.bytesInUse }).toEqual({ tensors: before.tensors, bytesInUse: before.bytesInUse });
     x.dispose();
   });
 

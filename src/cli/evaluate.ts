@@ -3,7 +3,7 @@
  * of a model trained by `graft train`, on the run's own validation set or on another image folder whose
  * class folders carry the same names.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArgumentError } from '../errors.js';
 import { init } from '../gpu/runtime.js';
@@ -58,8 +58,7 @@ export async function runEvaluate(args: ParsedArgs, argv: string[]): Promise<voi
     const out = (args.options.out as string | undefined) ?? join(file.replace(/model\.safetensors$/, ''), 'evaluation');
     mkdirSync(out, { recursive: true });
     const files = writeRunReport(out, { title: `Evaluation of ${file}`, classNames, predictions, loss, evaluatedOn: described, command: `graft ${['evaluate', ...argv].join(' ')}` });
-    const report = JSON.parse(readFileSync(files.json, 'utf8')) as { accuracy: number };
-    bar.log(`accuracy ${report.accuracy.toFixed(4)} on ${predictions.count} images, loss ${loss.toFixed(4)}; wrote ${files.markdown}, ${files.json}, ${files.confusion}`);
+    bar.log(`accuracy ${files.accuracy.toFixed(4)} on ${predictions.count} images, loss ${loss.toFixed(4)}; wrote ${files.markdown}, ${files.json}, ${files.confusion}`);
   } finally {
     model.dispose();
   }

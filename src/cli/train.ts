@@ -20,7 +20,7 @@ import { EarlyStopping, type Callback } from '../train/callbacks.js';
 import { type BatchSource, evaluate, fit, type PrebuiltCaches, predictLabelled } from '../train/fit.js';
 import { fineTune, fineTuneFrontier } from '../train/transfer.js';
 import { restoreCheckpoint } from '../train/checkpoint.js';
-import { argmaxRows, writeRunReport } from '../report/run-report.js';
+import { writeRunReport } from '../report/run-report.js';
 import type { CommandSpec, ParsedArgs } from './args.js';
 import { ProgressBar } from './progress.js';
 import { emptyHistory, readJson, readState, RunCheckpoint, type RunState, writeJson } from './run-folder.js';
@@ -207,8 +207,6 @@ export async function runTrain(args: ParsedArgs, argv: string[]): Promise<void> 
   state.phase = 'done';
   writeJson(join(out, 'state.json'), state);
   model.dispose();
-  const predicted = argmaxRows(predictions.probabilities, predictions.classes);
-  const accuracy = predictions.labels.reduce((n, l, i) => n + (predicted[i] === l ? 1 : 0), 0) / predictions.count;
-  bar.log(`validation accuracy ${accuracy.toFixed(4)} (${predictions.count} images), loss ${loss.toFixed(4)}; ${timings.total.toFixed(0)} s in all`);
+  bar.log(`validation accuracy ${files.accuracy.toFixed(4)} (${predictions.count} images), loss ${loss.toFixed(4)}; ${timings.total.toFixed(0)} s in all`);
   bar.log(`wrote ${files.markdown}, ${files.json}, ${files.confusion}${files.history ? `, ${files.history}` : ''} and ${join(out, 'model.safetensors')}`);
 }

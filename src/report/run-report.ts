@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../weights/files.js';
 import type { History, Predictions } from '../train/fit.js';
+import { argmaxRows } from '../train/batches.js';
 import { classificationReport, reportToJson, reportToMarkdown } from './metrics.js';
 import { plotConfusionMatrix, plotTrainingHistory } from './plots.js';
 
@@ -35,21 +36,12 @@ export interface RunReportInput {
 }
 
 export interface RunReportFiles {
+  /** The accuracy the report states. */
+  accuracy: number;
   json: string;
   markdown: string;
   history: string | null;
   confusion: string;
-}
-
-export function argmaxRows(probabilities: Float32Array, classes: number): Int32Array {
-  const n = probabilities.length / classes;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (probabilities[i * classes + c]! > probabilities[i * classes + best]!) best = c;
-    out[i] = best;
-  }
-  return out;
 }
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -58,6 +50,7 @@ export function writeRunReport(dir: string, r: RunReportInput): RunReportFiles {
   const predicted = argmaxRows(r.predictions.probabilities, r.predictions.classes);
   const report = classificationReport(r.predictions.labels, predicted, r.classNames);
   const files: RunReportFiles = {
+    accuracy: report.accuracy,
     json: join(dir, 'report.json'),
     markdown: join(dir, 'report.md'),
     history: r.history && r.history.loss.length > 0 ? join(dir, 'history.png') : null,

@@ -32,6 +32,7 @@ import { Adam, SGD } from './optimizers.js';
 import { dannLambda } from '../nn/gradient-reversal.js';
 import { type AdaptBatch, type DannNetwork, type DannNetworkOptions, buildDannNetwork, dannLearningRate, dannLosses, dannParameters } from './dann.js';
 import { coralLosses } from './coral.js';
+import { argmaxRows } from './batches.js';
 
 export { buildDannNetwork, dannLearningRate, dannLosses, dannParameters, disposeDannNetwork, lenetExtractor } from './dann.js';
 export type { AdaptBatch, DannNetwork, DannNetworkOptions, StepLosses } from './dann.js';
@@ -128,11 +129,7 @@ export async function predictClasses(net: DannNetwork, set: ImageSet, batchSize 
     );
     const v = await logits.floats();
     logits.dispose();
-    for (let i = 0; i < count; i++) {
-      let best = 0;
-      for (let c = 1; c < net.classes; c++) if (v[i * net.classes + c]! > v[i * net.classes + best]!) best = c;
-      out[start + i] = best;
-    }
+    out.set(argmaxRows(v, net.classes), start);
   }
   return out;
 }

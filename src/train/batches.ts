@@ -86,3 +86,15 @@ export function concatArrays<T extends Float32Array | Int32Array>(parts: T[], em
   }
   return out;
 }
+
+/** The index of the largest value of each row of `values` ([rows, width] flat); ties go to the first. */
+export function argmaxRows(values: ArrayLike<number>, width: number): Int32Array {
+  const rows = values.length / width;
+  const out = new Int32Array(rows);
+  for (let i = 0; i < rows; i++) {
+    let best = 0;
+    for (let c = 1; c < width; c++) if (values[i * width + c]! > values[i * width + best]!) best = c;
+    out[i] = best;
+  }
+  return out;
+}

@@ -35,7 +35,7 @@ import type { Layer, SymbolicTensor } from '../nn/layer.js';
 import { Model } from '../nn/model.js';
 import { Activation, type ActivationName, Dense } from '../nn/layers/core.js';
 import type { Callback, Logs, TrainOptimizer } from './callbacks.js';
-import type { Batch, BatchSource } from './batches.js';
+import { argmaxRows, type Batch, type BatchSource } from './batches.js';
 import { FeatureCache } from './feature-cache.js';
 import { allFinite, NonFiniteError } from './nonfinite.js';
 
@@ -107,11 +107,7 @@ function batchTargets(op: string, model: Model, loss: LossName, b: Batch): { y: 
       throw new ArgumentError(`${op}: loss 'categoricalCrossentropy' needs y as a Float32Array of ${b.count}×${classes} one-hot rows, got ${b.y.constructor.name}(${b.y.length}).`);
     }
     // Accuracy compares argmaxes, as Keras's categorical accuracy does (soft targets included).
-    for (let i = 0; i < b.count; i++) {
-      let best = 0;
-      for (let c = 1; c < classes; c++) if (b.y[i * classes + c]! > b.y[i * classes + best]!) best = c;
-      hot[i * classes + best] = 1;
-    }
+    argmaxRows(b.y, classes).forEach((best, i) => (hot[i * classes + best] = 1));
   }
   const y = loss === 'sparseCategoricalCrossentropy' ? tensor(b.y, [b.count], 'i32') : tensor(b.y, [b.count, classes]);
   return { y, target: tensor(hot, [b.count, classes]) };
@@ -392,12 +388,7 @@ export async function predictLabelled(model: Model, data: BatchSource, onProgres
     parts.push(await out.floats());
     out.dispose();
     const width = b.y.length / b.count;
-    for (let i = 0; i < b.count; i++) {
-      let best = 0;
-      if (width === 1) best = b.y[i]!;
-      else for (let c = 1; c < width; c++) if (b.y[i * width + c]! > b.y[i * width + best]!) best = c;
-      labels.push(best);
-    }
+    labels.push(...(width === 1 ? Array.from(b.y) : argmaxRows(b.y, width)));
     examples += b.count;
     onProgress?.({ phase: 'validate', epoch: 0, step: ++step, examples, ...(data.size === undefined ? {} : { total: data.size }) });
   }

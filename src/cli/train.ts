@@ -106,7 +106,12 @@ export async function runTrain(args: ParsedArgs, argv: string[]): Promise<void> 
     config = readJson<RunConfig>(join(out, 'config.json'), 'run config');
     // Killed before its first epoch ended: nothing to restore, so the run starts over with its settings.
     state = existsSync(join(out, 'state.json')) ? readState(out) : { phase: 'head', nextEpoch: 0, history: emptyHistory(), checkpoint: null, checkpointPhase: null };
-    if (state.phase === 'done') throw new GraftError(`graft train --resume: the run in ${out} is finished (see ${join(out, 'report.md')}).`);
+    // A run killed after it finished (state.json says done) has nothing left to do: resuming succeeds at
+    // once, so that a retry loop around an interrupted job ends.
+    if (state.phase === 'done') {
+      console.log(`graft train --resume: the run in ${out} had already finished; nothing to do (see ${join(out, 'report.md')}).`);
+      return;
+    }
   } else {
     if (existsSync(join(out, 'config.json'))) throw new GraftError(`graft train: ${out} already holds a run; use --resume to continue it, or choose another --out.`);
     config = runConfigFrom(args);

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { rng } from '../util/check.js';
 import { main } from '../../src/cli/main.js';
 import { readSafetensorsFile } from '../../src/weights/files.js';
@@ -116,9 +116,18 @@ describe('graft train', () => {
     expect(b.accuracy).toBe(a.accuracy);
   }, 240_000);
 
-  test('refuses to overwrite a run, to resume a finished one, and bad options', async () => {
+  test('refuses to overwrite a run and bad options; resuming a finished run does nothing and succeeds', async () => {
     expect(await main(['train', '--data', data, '--out', run, ...SMALL])).toBe(1);
-    expect(await main(['train', '--resume', '--out', run])).toBe(1);
+    const before = readFileSync(join(run, 'state.json'), 'utf8');
+    const logs: string[] = [];
+    const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void logs.push(a.join(' ')));
+    try {
+      expect(await main(['train', '--resume', '--out', run])).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(logs.join('\n')).toMatch(/had already finished; nothing to do/);
+    expect(readFileSync(join(run, 'state.json'), 'utf8')).toBe(before);
     expect(await main(['train', '--resume', '--out', run, '--epochs', '3'])).toBe(1);
     expect(await main(['train', '--data', data, '--out', join(root, 'x'), ...SMALL, '--augment', 'spin'])).toBe(1);
     expect(await main(['train', '--out', join(root, 'y')])).toBe(1);

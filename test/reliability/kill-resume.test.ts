@@ -1,6 +1,6 @@
 /**
  * Kill and resume: `graft train` is killed with SIGKILL at a random moment (before, during or after
- * checkpoint writes, during the final report), then resumed with `--resume`, repeatedly. After every kill,
+ * checkpoint writes, during the final report, or after it finished), then resumed with `--resume`, repeatedly. After every kill,
  * each checkpoint on disk must load completely. Every trial must finish, and — with dropout 0 and no
  * augmentation, so that training is deterministic — with the same loss at every epoch as an uninterrupted
  * run and bit-identical final weights: a resumed run loses nothing and repeats nothing.
@@ -40,13 +40,15 @@ beforeAll(() => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** Runs graft; with `killAfterMs`, SIGKILLs it then. Resolves with how it ended. */
-function graft(args: string[], killAfterMs?: number): Promise<{ code: number | null; killed: boolean }> {
+function graft(args: string[], killAfterMs?: number): Promise<{ code: number | null; killed: boolean; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/graft.js', ...args], { stdio: 'ignore' });
+    const child = spawn(process.execPath, ['bin/graft.js', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000); });
     const timer = killAfterMs === undefined ? null : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
-      resolve({ code, killed: signal === 'SIGKILL' });
+      resolve({ code, killed: signal === 'SIGKILL', stderr });
     });
   });
 }
@@ -94,7 +96,7 @@ describe(`graft train killed at random moments and resumed (${TRIALS} trials)`, 
         const resumeArgs = existsSync(join(run, 'config.json')) ? ['train', '--resume', '--out', run] : ['train', ...ARGS, '--out', run];
         outcome = await graft(resumeArgs, kills < 3 && r() < 0.5 ? when() : undefined);
       }
-      expect(outcome.code, `trial ${trial}`).toBe(0);
+      expect(outcome.code, `trial ${trial} (${kills} kills): ${outcome.stderr}`).toBe(0);
       const state = JSON.parse(readFileSync(join(run, 'state.json'), 'utf8'));
       expect(state.phase).toBe('done');
       expect(state.history.epoch).toEqual([0, 1, 2, 3, 4, 5, 6]);

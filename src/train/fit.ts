@@ -279,7 +279,7 @@ export async function fit(model: Model, train: BatchSource, options: FitOptions)
         if (onProgress) {
           // Reading starts when metrics() is called, so later steps cannot change what it returns.
           const seen = totals, n = examples;
-          const metrics = async () => ({ loss: (await seen.loss.item()) / n, accuracy: (await seen.correct.item()) / n });
+          const metrics = () => Promise.all([seen.loss.item(), seen.correct.item()]).then(([loss, correct]) => ({ loss: loss / n, accuracy: correct / n }));
           onProgress({ phase: 'train', epoch, step: ++step, examples, ...(train.size === undefined ? {} : { total: train.size }), metrics });
         }
       }

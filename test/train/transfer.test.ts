@@ -149,13 +149,25 @@ describe('feature caching', () => {
     expect(cache.viewCount).toBe(2);
     expect(cache.bytes).toBe(2 * (24 * 4 * 4 + 24 * 4)); // pooled features (4 floats) and labels, per view
     const phases = new Set<string>();
+    // Running metrics requested in onProgress but read only after fit: each read began when it was asked for,
+    // so none sees a disposed total, and the last one of an epoch is that epoch's loss and accuracy.
+    const running: Promise<{ loss: number; accuracy: number }>[][] = [];
     const history = await fit(m, source, {
       optimizer: new Adam(m.trainableParameters(), { lr: 1e-2 }), loss: 'sparseCategoricalCrossentropy', epochs: 6,
-      cacheFeatures: true, onProgress: (e) => phases.add(e.phase),
+      cacheFeatures: true,
+      onProgress: (e) => {
+        phases.add(e.phase);
+        if (e.metrics) (running[e.epoch] ??= []).push(e.metrics());
+      },
     });
     expect(epochs).toEqual([0, 1, 0]); // fit's own cache: one view, one pass
     expect([...phases].sort()).toEqual(['cache', 'train']);
     expect(history.loss[5]!).toBeLessThan(history.loss[0]!);
+    for (const [epoch, reads] of running.entries()) {
+      const values = await Promise.all(reads);
+      expect(values.at(-1)!.loss).toBeCloseTo(history.loss[epoch]!, 6);
+      expect(values.at(-1)!.accuracy).toBeCloseTo(history.accuracy[epoch]!, 6);
+    }
     m.dispose();
   });
 

@@ -87,7 +87,7 @@ export function decodeImage(bytes: Uint8Array, file: string, options: DecodeOpti
     if (kind === 'png') {
       const header = pngHeaderSize(bytes);
       if (header) checkSize(header.width, header.height, maxPixels);
-      const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      const png = PNG.sync.read(pngBuffer(bytes));
       return checkedRgb(png.width, png.height, png.data, maxPixels);
     }
   } catch (e) {
@@ -95,6 +95,18 @@ export function decodeImage(bytes: Uint8Array, file: string, options: DecodeOpti
     throw new GraftFormatError(`${file}: cannot decode ${kind.toUpperCase()} (${why}).`);
   }
   throw new GraftFormatError(`${file}: not a JPEG or PNG image (${kind === 'gif' ? 'a GIF, which Graft does not decode' : 'unknown format'}).`);
+}
+
+let BufferClass: typeof Buffer | undefined;
+
+/**
+ * `bytes` as the Buffer pngjs works on. Node and Deno have a global Buffer; a page has none, and the browser
+ * build uses pngjs's own bundle (pngjs/browser.js), which carries a Buffer implementation inside: the class of
+ * the value its encoder returns.
+ */
+export function pngBuffer(bytes: Uint8Array): Buffer {
+  BufferClass ??= (globalThis as { Buffer?: typeof Buffer }).Buffer ?? (PNG.sync.write(new PNG({ width: 1, height: 1 })).constructor as typeof Buffer);
+  return BufferClass.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** The decoder's RGBA output as RGB, after checking that its size and length agree. */

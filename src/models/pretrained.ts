@@ -7,6 +7,7 @@ import { GraftFormatError } from '../errors.js';
 import type { Model } from '../nn/model.js';
 import { readSafetensorsFile } from '../weights/files.js';
 import { loadWeights } from '../weights/load.js';
+import type { SafetensorsFile } from '../weights/safetensors.js';
 import type { Preprocessing } from '../data/image.js';
 import { resnet50 } from './resnet50.js';
 import { vgg16 } from './vgg16.js';
@@ -24,8 +25,16 @@ export interface PretrainedOptions {
   pooling?: 'avg' | 'max' | null;
 }
 
-export function loadPretrained(path: string, options: PretrainedOptions = {}): Pretrained {
-  const file = readSafetensorsFile(path, { widen: true });
+/** Weights already in memory (a browser's fetched or dropped file), parsed with `parseSafetensors(bytes, name, { widen: true })`. */
+export interface InMemoryWeights {
+  name: string;
+  file: SafetensorsFile;
+}
+
+/** A pretrained model from a safetensors file's path (Node, Deno) or from weights in memory. */
+export function loadPretrained(source: string | InMemoryWeights, options: PretrainedOptions = {}): Pretrained {
+  const path = typeof source === 'string' ? source : source.name;
+  const file = typeof source === 'string' ? readSafetensorsFile(source, { widen: true }) : source.file;
   const meta = file.metadata;
   const architecture = meta.architecture ?? '';
   // A file without the classifier (include_top 'false' in its metadata) builds the base only.

@@ -9,6 +9,7 @@
 
 import { PNG } from 'pngjs';
 import { ArgumentError } from '../errors.js';
+import { pngBuffer } from '../data/image.js';
 import { CELL_WIDTH, GLYPH_HEIGHT, GLYPH_WIDTH, glyph, measureText } from './bitmap-font.js';
 
 /** [red, green, blue] or [red, green, blue, alpha], each 0–255. */
@@ -159,7 +160,7 @@ export class Canvas {
   /** Encodes the canvas as an 8-bit RGBA PNG (deterministic: fixed filter and compression settings). */
   toPNG(): Uint8Array {
     const png = new PNG({ width: this.width, height: this.height, colorType: 6, inputHasAlpha: true });
-    png.data = Buffer.from(this.data.buffer, this.data.byteOffset, this.data.byteLength);
+    png.data = pngBuffer(this.data);
     const bytes = PNG.sync.write(png, { colorType: 6, deflateLevel: 9, filterType: -1 });
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }

@@ -26,7 +26,7 @@ import { GlobalAveragePooling2D } from '../nn/layers/pooling.js';
 import { BatchNormalization } from '../nn/layers/normalization.js';
 import { resnet50 } from '../models/resnet50.js';
 import { vgg16 } from '../models/vgg16.js';
-import { loadPretrained } from '../models/pretrained.js';
+import { type InMemoryWeights, loadPretrained } from '../models/pretrained.js';
 import type { Preprocessing } from '../data/image.js';
 import { Adam, type ClipOptions, SGD } from './optimizers.js';
 import { type BatchSource, concatArrays } from './batches.js';
@@ -40,12 +40,13 @@ export interface TransferModelOptions {
   /** 'vgg16', 'resnet50', or a Model to use as the base (its output must be [H, W, C]). */
   base: BaseName | Model;
   /**
-   * A safetensors file with the base's weights (as `graft weights fetch` / `convert` write them), or null for
-   * randomly initialised weights. Default: weights/resnet50-imagenet.safetensors for 'resnet50'; a 'vgg16'
+   * A safetensors file with the base's weights (as `graft weights fetch` / `convert` write them; its path, or the
+   * parsed file in memory, as a browser has it), or null for randomly initialised weights. Default:
+   * weights/resnet50-imagenet.safetensors for 'resnet50'; a 'vgg16'
    * base needs it named (no VGG16 weights can be fetched) or null. Ignored for a Model base, which is
    * used with the weights it has; passing it then is an error.
    */
-  weights?: string | null;
+  weights?: string | InMemoryWeights | null;
   numClasses: number;
   /** Units of each hidden Dense(relu) layer of the head. Default [512]. */
   head?: number[];
@@ -109,13 +110,13 @@ function buildBase(options: TransferModelOptions, inputShape: [number, number, n
     const model = base === 'resnet50' ? resnet50({ includeTop: false, inputShape }) : vgg16({ includeTop: false, inputShape });
     return { base: model, preprocessing: 'caffe', name: base };
   }
-  if (!existsSync(weights)) {
+  if (typeof weights === 'string' && !existsSync(weights)) {
     throw new GraftError(`createTransferModel: weights file ${weights} not found.${base === 'resnet50' ? ` Fetch the ImageNet weights with: ${FETCH_COMMAND}` : ''}`);
   }
   const loaded = loadPretrained(weights, { includeTop: false, inputShape });
   if (!loaded.architecture.startsWith(base)) {
     loaded.model.dispose();
-    throw new ArgumentError(`createTransferModel: ${weights} holds ${loaded.architecture} weights, but base is '${base}'.`);
+    throw new ArgumentError(`createTransferModel: ${typeof weights === 'string' ? weights : weights.name} holds ${loaded.architecture} weights, but base is '${base}'.`);
   }
   return { base: loaded.model, preprocessing: loaded.preprocessing, name: base };
 }

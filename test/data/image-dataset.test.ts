@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { imageDatasetFromDirectory, type ImageBatch, type ImageDataset } from '../../src/data/image-dataset.js';
+import { imageDatasetFromDirectory, imageDatasetFromFiles, type ImageBatch, type ImageDataset, type ImageFile } from '../../src/data/image-dataset.js';
 import { preprocess } from '../../src/data/image.js';
 import { ArgumentError } from '../../src/errors.js';
 
@@ -282,5 +282,37 @@ describe('imageDatasetFromDirectory: prefetch', () => {
     const second = await it.next();
     expect(Math.round(second.value!.x[1]! / 10)).toBe(2);
     expect((await it.next()).done).toBe(true);
+  });
+});
+
+describe('imageDatasetFromFiles (in-memory files, as a browser has them)', () => {
+  const files = () => {
+    const out: ImageFile[] = [];
+    for (let i = 0; i < CATS; i++) out.push({ name: `cat/c${i}.png`, className: 'cat', bytes: pngBytes(i, 0) });
+    for (let i = DOGS - 1; i >= 0; i--) out.push({ name: `dog/d${i}.png`, className: 'dog', bytes: pngBytes(CATS + i, 1) });
+    out.push({ name: 'dog/notes.txt', className: 'dog', bytes: new TextEncoder().encode('not an image\n') });
+    return out;
+  };
+
+  test('the same split, orders, augmentation and pixels as the same files in a folder', async () => {
+    const options = { imageSize: [H, W] as [number, number], batchSize: 5, seed: 7, validationSplit: 0.25, augment: { flip: true }, classNames: ['cat', 'dog'] };
+    const warnings: string[] = [];
+    const [fromFolder, fromFolderVal] = await imageDatasetFromDirectory(dir, { ...options, subset: 'both', onWarning: () => {} });
+    const [inMemory, inMemoryVal] = imageDatasetFromFiles(files(), { ...options, subset: 'both', onWarning: (m) => warnings.push(m) });
+    expect(warnings).toEqual(['imageDatasetFromFiles: skipped 1 file in the given files that are not JPEG or PNG images: dog/notes.txt']);
+    for (const [a, b] of [[fromFolder, inMemory], [fromFolderVal, inMemoryVal]] as const) {
+      expect(b.size).toBe(a.size);
+      for (const epoch of [0, 1]) {
+        const [x, y] = [await collect(a, epoch), await collect(b, epoch)];
+        expect(y.map((t) => [...t.y])).toEqual(x.map((t) => [...t.y]));
+        expect(y.map((t) => [...t.x])).toEqual(x.map((t) => [...t.x]));
+      }
+    }
+  });
+
+  test('class names from the files, or checked against classNames', () => {
+    expect(imageDatasetFromFiles(files(), quiet).classNames).toEqual(['cat', 'dog']);
+    expect(() => imageDatasetFromFiles(files(), { ...quiet, classNames: ['cat'] })).toThrow(/files of class dog are not in classNames \(cat\)/);
+    expect(() => imageDatasetFromFiles([], quiet)).toThrow(/no files were given/);
   });
 });

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh machine: npm dependencies, then a WebGPU driver if no adapter is found
-# (Mesa's lavapipe from Debian bookworm-backports, see install-webgpu-cpu.sh). Safe to run again.
+# (Mesa's lavapipe from Debian bookworm-backports, see install-webgpu-cpu.sh), then Debian's Chromium for the
+# browser tests (install-browser.sh). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +15,7 @@ else
   bash scripts/install-webgpu-cpu.sh
   node scripts/check-adapter.mjs
 fi
+
+# The real-browser tests (test/browser/) and `graft serve`'s pages in a local browser.
+echo "[setup] Chromium for the browser tests"
+bash scripts/install-browser.sh

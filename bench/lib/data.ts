@@ -1,10 +1,5 @@
-/** Deterministic benchmark inputs in [-1, 1) from a linear congruential generator (fast for large arrays). */
-export function randomData(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+/**
+ * Deterministic benchmark inputs in [-1, 1) from a linear congruential generator (fast for large arrays): the
+ * same generator the kernel explorer's cases use, so a bench row and an explorer run see the same numbers.
+ */
+export { randomValues as randomData } from '../../src/web/kernel-case.js';

@@ -10,6 +10,7 @@ import { runTrain, trainCommand } from './train.js';
 import { evaluateCommand, runEvaluate } from './evaluate.js';
 import { featuresCommand, runFeatures } from './features.js';
 import { adaptCommand, runAdapt } from './adapt.js';
+import { runServe, serveCommand } from './serve.js';
 import { shutdown } from '../gpu/runtime.js';
 
 interface Command {
@@ -44,6 +45,7 @@ const commands: Record<string, Command> = {
   predict: { spec: predictCommand, run: (a) => runPredict(a) },
   features: { spec: featuresCommand, run: (a) => runFeatures(a) },
   adapt: { spec: adaptCommand, run: (a) => runAdapt(a) },
+  serve: { spec: serveCommand, run: (a) => runServe(a) },
 };
 
 function usage(): string {

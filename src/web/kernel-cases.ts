@@ -1,0 +1,82 @@
+/**
+ * The kernel explorer's cases: every shader in shaders/ is exercised by at least one (the test
+ * test/web/kernel-cases.test.ts checks that, and that each case's GPU output matches its reference).
+ * A case runs through the public op (so it dispatches what a model would), with a kernel version pinned
+ * where the op has numbered versions.
+ */
+import { tensor } from '../tensor/create.js';
+import { conv2d, conv2dGeometry, conv2dRef, type ConvPadding } from '../ops/conv.js';
+import { type ConvVersion, CONV_VERSIONS, convFlops, withConvVersion } from '../ops/conv-kernels.js';
+import { type MatmulVersion, MATMUL_VERSIONS, matmul, matmulRef, withMatmulVersion } from '../ops/matmul.js';
+import { type KernelCase, randomValues } from './kernel-case.js';
+import { MORE_CASES } from './kernel-cases-more.js';
+
+const matmulCase: KernelCase = {
+  id: 'matmul',
+  title: 'matmul: C = A · B',
+  shaders: ['matmul_v1', 'matmul_v2', 'matmul_v3'],
+  params: [
+    { name: 'M', default: 256, min: 1, max: 4096, help: 'rows of A and C' },
+    { name: 'K', default: 256, min: 1, max: 4096, help: 'columns of A, rows of B' },
+    { name: 'N', default: 256, min: 1, max: 4096, help: 'columns of B and C' },
+    { name: 'transposeB', default: 'no', choices: ['no', 'yes'], help: 'B is stored [N, K] (as a dense layer\'s backward uses it)' },
+  ],
+  versions: MATMUL_VERSIONS,
+  prepare(p, version) {
+    const [M, K, N] = [p.M as number, p.K as number, p.N as number];
+    const transposeB = p.transposeB === 'yes';
+    const bShape = transposeB ? [N, K] : [K, N];
+    const a = randomValues(M * K, 1), b = randomValues(K * N, 2);
+    const ta = tensor(a, [M, K]), tb = tensor(b, bShape);
+    const run = () => matmul(ta, tb, { transposeB });
+    return {
+      execute: () => (version ? withMatmulVersion(version as MatmulVersion, run) : run()),
+      reference: () => matmulRef(a, [M, K], b, bShape, { transposeB }).data,
+      tolerance: 1e-4 * Math.sqrt(K),
+      flops: 2 * M * N * K,
+      describe: `[${M}×${K}] · [${bShape.join('×')}]${transposeB ? 'ᵀ' : ''}`,
+      dispose: () => (ta.dispose(), tb.dispose()),
+    };
+  },
+};
+
+const conv2dCase: KernelCase = {
+  id: 'conv2d',
+  title: 'conv2d: y = relu?(conv(x, w) + b), NHWC × HWIO',
+  // A 1×1, stride-1, unpadded convolution runs as a dense layer (matmul v3, or v2 where v3 cannot run).
+  shaders: ['conv2d_v1', 'conv2d_v2', 'conv2d_v3', 'matmul_v2', 'matmul_v3'],
+  params: [
+    { name: 'batch', default: 1, min: 1, max: 64 },
+    { name: 'height', default: 28, min: 1, max: 512 },
+    { name: 'width', default: 28, min: 1, max: 512 },
+    { name: 'inChannels', default: 32, min: 1, max: 1024 },
+    { name: 'outChannels', default: 64, min: 1, max: 1024 },
+    { name: 'kernel', default: 3, min: 1, max: 11, help: 'square kernel size' },
+    { name: 'stride', default: 1, choices: [1, 2] },
+    { name: 'padding', default: 'same', choices: ['same', 'valid'] },
+  ],
+  versions: CONV_VERSIONS,
+  prepare(p, version) {
+    const [n, h, w, c, f, k] = ['batch', 'height', 'width', 'inChannels', 'outChannels', 'kernel'].map((name) => p[name] as number) as [number, number, number, number, number, number];
+    const options = { strides: p.stride as number, padding: p.padding as ConvPadding };
+    const x = randomValues(n * h * w * c, 3), wt = randomValues(k * k * c * f, 4), bias = randomValues(f, 5);
+    const tx = tensor(x, [n, h, w, c]), tw = tensor(wt, [k, k, c, f]), tb = tensor(bias, [f]);
+    const run = () => conv2d(tx, tw, { ...options, bias: tb, activation: 'relu' });
+    return {
+      execute: () => (version ? withConvVersion(version as ConvVersion, run) : run()),
+      reference: () => conv2dRef(x, [n, h, w, c], wt, [k, k, c, f], { ...options, bias, activation: 'relu' }).data,
+      tolerance: 1e-4 * Math.sqrt(k * k * c),
+      flops: convFlops(conv2dGeometry('conv2d', [n, h, w, c], [k, k, c, f], options)),
+      describe: `x [${n}×${h}×${w}×${c}], w [${k}×${k}×${c}×${f}], stride ${options.strides}, ${options.padding}`,
+      dispose: () => (tx.dispose(), tw.dispose(), tb.dispose()),
+    };
+  },
+};
+
+export const KERNEL_CASES: readonly KernelCase[] = [matmulCase, conv2dCase, ...MORE_CASES];
+
+export function kernelCase(id: string): KernelCase {
+  const c = KERNEL_CASES.find((k) => k.id === id);
+  if (!c) throw new Error(`no kernel case '${id}' (cases: ${KERNEL_CASES.map((k) => k.id).join(', ')}).`);
+  return c;
+}

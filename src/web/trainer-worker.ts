@@ -1,0 +1,151 @@
+/**
+ * The trainer page's worker: it owns the WebGPU device (`navigator.gpu` works in a worker), the model and
+ * the images, and runs the same workflow as `graft train` (src/cli/train.ts) on in-memory data:
+ *
+ *   weights fetched → transfer model (frozen base + new head) → base features cached once (the cut where
+ *   fine-tuning will begin) → head training → fine-tuning of the last N layers → evaluation, report, plots.
+ *
+ * Everything runs here, so the page's UI thread only draws what this posts (trainer-protocol.ts).
+ */
+import 'graft:shaders';
+import { init } from '../gpu/runtime.js';
+import { parseSafetensors, serializeSafetensors, type SafetensorsFile } from '../weights/safetensors.js';
+import { modelTensors } from '../weights/load.js';
+import { decodeImage, preprocess, resizeBilinear, type Preprocessing } from '../data/image.js';
+import { imageDatasetFromFiles } from '../data/labelled-images.js';
+import { createTransferModel, fineTune, fineTuneFrontier, type TransferModel } from '../train/transfer.js';
+import { FeatureCache } from '../train/feature-cache.js';
+import { arrayBatches, argmaxRows, evaluate, fit, type History, predict, predictLabelled, type ProgressEvent } from '../train/fit.js';
+import type { Callback } from '../train/callbacks.js';
+import { Adam } from '../train/optimizers.js';
+import { classificationReport, reportToMarkdown } from '../report/metrics.js';
+import { plotConfusionMatrix, plotTrainingHistory } from '../report/plots.js';
+import type { RunConfig } from '../cli/run-config.js';
+import type { FromWorker, ToWorker, TrainerSettings } from './trainer-protocol.js';
+
+const scope = self as unknown as { postMessage(m: FromWorker, transfer?: Transferable[]): void; onmessage: ((e: MessageEvent<ToWorker>) => void) | null };
+const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
+const log = (text: string) => post({ type: 'log', text });
+const bytesOf = (u: Uint8Array): ArrayBuffer => u.slice().buffer as ArrayBuffer;
+
+let weightsCache: { url: string; file: SafetensorsFile } | null = null;
+let trained: { model: TransferModel; settings: TrainerSettings; classNames: string[] } | null = null;
+
+async function fetchWeights(url: string): Promise<SafetensorsFile> {
+  if (weightsCache?.url === url) return weightsCache.file;
+  const t = performance.now();
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`cannot fetch the base's weights ${url} (HTTP ${res.status}); run \`npx graft weights fetch resnet50\` where graft serve runs.`);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  const file = parseSafetensors(bytes, url, { widen: true });
+  log(`weights ${url}: ${(bytes.length / 2 ** 20).toFixed(0)} MiB, ${file.tensors.size} tensors, in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  weightsCache = { url, file };
+  return file;
+}
+
+async function train(s: TrainerSettings, images: { name: string; className: string; bytes: ArrayBuffer }[]): Promise<void> {
+  const started = performance.now();
+  await init();
+  trained?.model.dispose();
+  trained = null;
+  const weights = s.weightsUrl ? await fetchWeights(s.weightsUrl) : null;
+  const preprocessing = (weights?.metadata.preprocessing ?? 'caffe') as Preprocessing;
+  const warnings: string[] = [];
+  const files = images.map((f) => ({ name: f.name, className: f.className, bytes: new Uint8Array(f.bytes) }));
+  const common = { imageSize: [s.imageSize, s.imageSize] as [number, number], batchSize: s.batchSize, preprocessing, seed: s.seed, onWarning: (m: string) => warnings.push(m) };
+  const [trainSet, valSet] = imageDatasetFromFiles(files, { ...common, validationSplit: s.validationSplit, subset: 'both', ...(s.flip ? { augment: { flip: true } } : {}) });
+  warnings.forEach((w) => log(`warning: ${w}`));
+  if (trainSet.classNames.length < 2) throw new Error(`the images name ${trainSet.classNames.length} class; at least 2 are needed.`);
+  if (valSet.size === 0) throw new Error('the validation split is empty: add images or raise the validation fraction.');
+  const classNames = trainSet.classNames;
+  log(`${classNames.length} classes (${classNames.join(', ')}): ${trainSet.size} training and ${valSet.size} validation images at ${s.imageSize}×${s.imageSize}`);
+
+  const model = createTransferModel({
+    base: s.base, weights: weights && s.weightsUrl ? { name: s.weightsUrl, file: weights } : null, numClasses: classNames.length,
+    head: s.head, dropout: s.dropout, inputShape: [s.imageSize, s.imageSize, 3], seed: s.seed,
+  });
+  const totalEpochs = s.epochs + (s.fineTuneLayers > 0 ? s.fineTuneEpochs : 0);
+  const onProgress = (e: ProgressEvent) => {
+    const base = { type: 'progress' as const, phase: e.phase, epoch: e.epoch, totalEpochs, examples: e.examples, total: e.total ?? null };
+    if (e.phase === 'train' && e.metrics && e.step > 0) e.metrics().then((m) => post({ ...base, loss: m.loss, accuracy: m.accuracy }), (err: Error) => log(`progress: ${err.message}`));
+    else post({ ...base, loss: null, accuracy: null });
+  };
+
+  // Features of the frozen part, once: at the cut where fine-tuning will begin, so both phases use them.
+  let t = performance.now();
+  const at = s.fineTuneLayers > 0 ? fineTuneFrontier(model, s.fineTuneLayers) : model.constantFrontier();
+  const report = (view: number) => (i: { view: number; step: number; examples: number; total?: number }) =>
+    onProgress({ phase: 'cache', epoch: view < 0 ? -1 : i.view, step: i.step, examples: i.examples, ...(i.total === undefined ? {} : { total: i.total }) });
+  const trainCache = await FeatureCache.build(model, trainSet, { at, views: s.cacheViews, seed: s.seed, onBatch: report(0) });
+  const valCache = await FeatureCache.build(model, valSet, { at, shuffle: false, onBatch: report(-1) });
+  log(`cached ${at.map((a) => `${a.layer.name} [${a.shape.join('×')}]`).join(', ')} for ${trainCache.viewCount} view(s) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+  const history: History = { epoch: [], loss: [], accuracy: [], val_loss: [], val_accuracy: [] };
+  const fineTuneFrom = s.fineTuneLayers > 0 ? s.epochs : null;
+  const epochEnd: Callback = {
+    onEpochEnd(epoch, logs) {
+      history.epoch.push(epoch);
+      history.loss.push(logs.loss!);
+      history.accuracy.push(logs.accuracy!);
+      history.val_loss.push(logs.val_loss!);
+      history.val_accuracy.push(logs.val_accuracy!);
+      log(`epoch ${epoch + 1}/${totalEpochs}: loss ${logs.loss!.toFixed(4)}, accuracy ${logs.accuracy!.toFixed(4)}, val_loss ${logs.val_loss!.toFixed(4)}, val_accuracy ${logs.val_accuracy!.toFixed(4)}`);
+      const marker = fineTuneFrom !== null && epoch >= fineTuneFrom ? { marker: { at: fineTuneFrom - 1, label: 'start fine-tuning' } } : {};
+      const png = plotTrainingHistory(history, { title: `${s.base} transfer learning`, ...marker });
+      post({ type: 'epoch', history: structuredClone(history), fineTuneFrom, historyPng: bytesOf(png) });
+    },
+  };
+  const common2 = { loss: 'sparseCategoricalCrossentropy' as const, validation: valCache, cacheFeatures: { train: trainCache, validation: valCache }, onProgress, callbacks: [epochEnd] };
+  t = performance.now();
+  await fit(model, trainCache, { ...common2, optimizer: new Adam(model.trainableParameters(), { lr: s.lr }), epochs: s.epochs });
+  if (s.fineTuneLayers > 0) {
+    const { optimizer, unfrozen } = fineTune(model, { unfreezeLast: s.fineTuneLayers, learningRate: s.fineTuneLr });
+    log(`fine-tuning ${unfrozen.length} layers (${unfrozen[0]} … ${unfrozen[unfrozen.length - 1]}) at lr ${s.fineTuneLr}`);
+    await fit(model, trainCache, { ...common2, optimizer, epochs: totalEpochs, initialEpoch: s.epochs });
+  }
+  log(`trained ${totalEpochs} epochs in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+  const { loss } = await evaluate(model, valCache, { loss: 'sparseCategoricalCrossentropy' });
+  const predictions = await predictLabelled(model, valCache);
+  const r = classificationReport(predictions.labels, argmaxRows(predictions.probabilities, predictions.classes), classNames);
+  const confusionPng = plotConfusionMatrix(r.confusion, classNames, { title: 'confusion matrix (validation)' });
+  trained = { model, settings: s, classNames };
+  post({ type: 'done', report: { accuracy: r.accuracy, loss, classNames, confusion: r.confusion, markdown: reportToMarkdown(r), confusionPng: bytesOf(confusionPng) }, seconds: (performance.now() - started) / 1000 });
+}
+
+async function predictImages(images: { name: string; bytes: ArrayBuffer }[]): Promise<void> {
+  if (!trained) throw new Error('train a model first: there is nothing to predict with.');
+  const { model, settings: s, classNames } = trained;
+  const size = s.imageSize;
+  const x = new Float32Array(images.length * size * size * 3);
+  images.forEach((img, i) => {
+    let rgb = decodeImage(new Uint8Array(img.bytes), img.name);
+    if (rgb.width !== size || rgb.height !== size) rgb = resizeBilinear(rgb, size, size);
+    x.set(preprocess(rgb.data, model.preprocessing), i * size * size * 3);
+  });
+  const probabilities = await predict(model, arrayBatches(x, new Int32Array(images.length), { batchSize: s.batchSize, inputShape: [size, size, 3] }));
+  const k = classNames.length;
+  const best = argmaxRows(probabilities, k);
+  post({ type: 'predictions', results: images.map((img, i) => ({ name: img.name, label: classNames[best[i]!]!, probabilities: [...probabilities.subarray(i * k, (i + 1) * k)] })) });
+}
+
+/** The trained model as `graft train` writes model.safetensors, so Node's `graft evaluate/predict --model` load it. */
+async function checkpoint(): Promise<void> {
+  if (!trained) throw new Error('train a model first: there is no checkpoint to download.');
+  const { model, settings: s, classNames } = trained;
+  const config: RunConfig = {
+    format: 'graft-run', data: s.dataName, valData: null, validationSplit: s.validationSplit, base: s.base,
+    weights: s.weightsUrl ? `weights/${s.weightsUrl.split('/').pop()}` : null, imageSize: s.imageSize, batchSize: s.batchSize,
+    epochs: s.epochs, lr: s.lr, head: s.head, dropout: s.dropout, fineTuneLayers: s.fineTuneLayers, fineTuneEpochs: s.fineTuneEpochs,
+    fineTuneLr: s.fineTuneLr, augment: s.flip ? 'flip' : 'none', cacheViews: s.cacheViews, patience: 0, clipNorm: null, skipNonFinite: false,
+    seed: s.seed, classNames, preprocessing: model.preprocessing,
+  };
+  const bytes = serializeSafetensors(await modelTensors(model), { format: 'graft-transfer-model', config: JSON.stringify(config) });
+  post({ type: 'checkpoint', name: `graft-${s.base}-${classNames.join('-')}.safetensors`, bytes: bytes.buffer as ArrayBuffer }, [bytes.buffer as ArrayBuffer]);
+}
+
+scope.onmessage = (e) => {
+  const m = e.data;
+  const work = m.type === 'train' ? train(m.settings, m.images) : m.type === 'predict' ? predictImages(m.images) : checkpoint();
+  work.catch((err: unknown) => post({ type: 'error', message: err instanceof Error ? err.message : String(err) }));
+};

@@ -6,9 +6,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArgumentError, GraftError, GraftFormatError } from '../errors.js';
-import type { SafetensorsTensor } from '../weights/safetensors.js';
-import { readSafetensorsFile, readSafetensorsHeaderFile, writeSafetensorsFile } from '../weights/files.js';
-import { loadWeights } from '../weights/load.js';
+import { type SafetensorsFile, serializeSafetensors } from '../weights/safetensors.js';
+import { readSafetensorsFile, readSafetensorsHeaderFile, writeFileAtomic } from '../weights/files.js';
+import { loadWeights, modelTensors } from '../weights/load.js';
 import type { Preprocessing } from '../data/image.js';
 import { type BaseName, createTransferModel, DEFAULT_RESNET50_WEIGHTS, FETCH_COMMAND, type TransferModel } from '../train/transfer.js';
 import type { ParsedArgs } from './args.js';
@@ -125,27 +125,37 @@ export function buildRunModel(config: RunConfig, weights: string | null = config
   });
 }
 
+/** The final model file's bytes: every weight, and the run's config in the metadata (what `runModelFromSafetensors` reads). */
+export async function runModelBytes(model: TransferModel, config: RunConfig): Promise<Uint8Array> {
+  return serializeSafetensors(await modelTensors(model), { format: 'graft-transfer-model', config: JSON.stringify(config) });
+}
+
 export async function saveFinalModel(path: string, model: TransferModel, config: RunConfig): Promise<void> {
-  const tensors = new Map<string, SafetensorsTensor>();
-  for (const w of model.weights) tensors.set(w.key, { dtype: 'F32', shape: [...w.value.shape], data: await w.value.floats() });
-  writeSafetensorsFile(path, tensors, { format: 'graft-transfer-model', config: JSON.stringify(config) });
+  writeFileAtomic(path, await runModelBytes(model, config));
 }
 
 /** A trained model from a run folder (its model.safetensors) or from such a file directly. */
 export function loadRunModel(path: string): { model: TransferModel; config: RunConfig; file: string } {
   const file = existsSync(join(path, 'model.safetensors')) ? join(path, 'model.safetensors') : path;
   if (!existsSync(file)) throw new GraftError(`no trained model at ${path} (expected a run folder with model.safetensors, or the file itself).`);
-  const st = readSafetensorsFile(file, { widen: true });
+  return { ...runModelFromSafetensors(readSafetensorsFile(file, { widen: true }), file), file };
+}
+
+/**
+ * A trained model from a parsed model.safetensors (as `graft train` or the browser trainer writes it; `source`
+ * names it in errors): the config in its metadata rebuilds the architecture, then every weight is loaded.
+ */
+export function runModelFromSafetensors(st: SafetensorsFile, source: string): { model: TransferModel; config: RunConfig } {
   if (st.metadata.format !== 'graft-transfer-model' || !st.metadata.config) {
-    throw new GraftFormatError(`${file} is not a model written by graft train (metadata format '${st.metadata.format ?? ''}').`);
+    throw new GraftFormatError(`${source} is not a model written by graft train (metadata format '${st.metadata.format ?? ''}').`);
   }
   const config = JSON.parse(st.metadata.config) as RunConfig;
   const model = buildRunModel(config, null);
   try {
-    loadWeights(model, st.tensors, file);
+    loadWeights(model, st.tensors, source);
   } catch (e) {
     model.dispose();
     throw e;
   }
-  return { model, config, file };
+  return { model, config };
 }

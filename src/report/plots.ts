@@ -67,10 +67,10 @@ function checkSeries(fn: string, name: string, values: unknown): void {
 }
 
 /**
- * One line-chart panel inside `area`: subtitle on top, y tick labels and y label on the left, epoch
- * ticks and the "epoch" label below, legend inside the plot at the given corner.
+ * One line-chart panel inside `area`: subtitle on top, y tick labels and y label on the left, x ticks
+ * (1, 2, … : epochs unless `xLabel` says otherwise) and the x label below, legend inside the plot at the given corner.
  */
-function drawPanel(canvas: Canvas, area: Rect, subtitle: string, yLabel: string, series: Series[], legendCorner: 'upper' | 'lower', marker?: PlotMarker): void {
+function drawPanel(canvas: Canvas, area: Rect, subtitle: string, yLabel: string, series: Series[], legendCorner: 'upper' | 'lower', marker?: PlotMarker, xLabel = 'epoch'): void {
   const lineH = measureText('0', TEXT).height;
   canvas.textAligned(area.x + area.w / 2, area.y, subtitle, BLACK, { scale: TEXT, align: 'center' });
   if (series.length === 0) {
@@ -116,7 +116,7 @@ function drawPanel(canvas: Canvas, area: Rect, subtitle: string, yLabel: string,
     canvas.textAligned(tx, plot.y + plot.h + 8, String(t), BLACK, { scale: TEXT, align: 'center' });
   }
   canvas.strokeRect(plot.x - 1, plot.y - 1, plot.w + 2, plot.h + 2, BLACK);
-  canvas.textAligned(plot.x + plot.w / 2, area.y + area.h - 2, 'epoch', BLACK, { scale: TEXT, align: 'center', baseline: 'bottom' });
+  canvas.textAligned(plot.x + plot.w / 2, area.y + area.h - 2, xLabel, BLACK, { scale: TEXT, align: 'center', baseline: 'bottom' });
   canvas.textVertical(area.x + lineH / 2 + 2, plot.y + plot.h / 2, yLabel, BLACK, TEXT);
 
   // A phase boundary (e.g. where fine-tuning began): a dashed vertical line between two epochs.
@@ -277,7 +277,7 @@ const PALETTE: Color[] = [TRAIN_COLOR, VAL_COLOR, [44, 160, 44], [214, 39, 40], 
  */
 export function plotLines(
   series: Array<{ label: string; values: number[] }>,
-  opts: { title?: string; subtitle?: string; yLabel?: string; width?: number; height?: number; legend?: 'upper' | 'lower' } = {},
+  opts: { title?: string; subtitle?: string; yLabel?: string; xLabel?: string; width?: number; height?: number; legend?: 'upper' | 'lower' } = {},
 ): Uint8Array {
   const fn = 'plotLines';
   if (!Array.isArray(series) || series.length === 0 || series.length > PALETTE.length) {
@@ -291,6 +291,6 @@ export function plotLines(
   canvas.textAligned(width / 2, 18, opts.title ?? '', BLACK, { scale: TITLE, align: 'center' });
   const top = 18 + measureText('0', TITLE).height + 22;
   const colored: Series[] = series.map((s, i) => ({ label: s.label, values: s.values, color: PALETTE[i]! }));
-  drawPanel(canvas, { x: 16, y: top, w: width - 32, h: height - top - 16 }, opts.subtitle ?? '', opts.yLabel ?? 'value', colored, opts.legend ?? 'lower');
+  drawPanel(canvas, { x: 16, y: top, w: width - 32, h: height - top - 16 }, opts.subtitle ?? '', opts.yLabel ?? 'value', colored, opts.legend ?? 'lower', undefined, opts.xLabel ?? 'epoch');
   return canvas.toPNG();
 }

@@ -38,7 +38,9 @@ export interface DroppedImage {
 export type ToWorker =
   | { type: 'train'; settings: TrainerSettings; images: DroppedImage[] }
   | { type: 'predict'; images: { name: string; bytes: ArrayBuffer }[] }
-  | { type: 'checkpoint' };
+  | { type: 'checkpoint' }
+  /** A checkpoint (model.safetensors from this page or from `graft train`) to predict with and download again. */
+  | { type: 'load'; name: string; bytes: ArrayBuffer };
 
 export interface TrainerReport {
   accuracy: number;
@@ -54,6 +56,9 @@ export type FromWorker =
   | { type: 'log'; text: string }
   | { type: 'progress'; phase: 'cache' | 'train' | 'validate'; epoch: number; totalEpochs: number; examples: number; total: number | null; loss: number | null; accuracy: number | null }
   | { type: 'epoch'; history: History; fineTuneFrom: number | null; historyPng: ArrayBuffer }
+  /** The running loss and accuracy of the epoch in progress, step by step (at most about once a second). */
+  | { type: 'steps'; epoch: number; png: ArrayBuffer }
+  | { type: 'loaded'; name: string; classNames: string[]; base: string; imageSize: number }
   | { type: 'done'; report: TrainerReport; seconds: number }
   | { type: 'predictions'; results: { name: string; label: string; probabilities: number[] }[] }
   | { type: 'checkpoint'; name: string; bytes: ArrayBuffer }

@@ -9,8 +9,7 @@
  */
 import 'graft:shaders';
 import { init } from '../gpu/runtime.js';
-import { parseSafetensors, serializeSafetensors, type SafetensorsFile } from '../weights/safetensors.js';
-import { modelTensors } from '../weights/load.js';
+import { parseSafetensors, type SafetensorsFile } from '../weights/safetensors.js';
 import { decodeImage, preprocess, resizeBilinear, type Preprocessing } from '../data/image.js';
 import { imageDatasetFromFiles } from '../data/labelled-images.js';
 import { createTransferModel, fineTune, fineTuneFrontier, type TransferModel } from '../train/transfer.js';
@@ -19,8 +18,8 @@ import { arrayBatches, argmaxRows, evaluate, fit, type History, predict, predict
 import type { Callback } from '../train/callbacks.js';
 import { Adam } from '../train/optimizers.js';
 import { classificationReport, reportToMarkdown } from '../report/metrics.js';
-import { plotConfusionMatrix, plotTrainingHistory } from '../report/plots.js';
-import type { RunConfig } from '../cli/run-config.js';
+import { plotConfusionMatrix, plotLines, plotTrainingHistory } from '../report/plots.js';
+import { type RunConfig, runModelBytes, runModelFromSafetensors } from '../cli/run-config.js';
 import type { FromWorker, ToWorker, TrainerSettings } from './trainer-protocol.js';
 
 const scope = self as unknown as { postMessage(m: FromWorker, transfer?: Transferable[]): void; onmessage: ((e: MessageEvent<ToWorker>) => void) | null };
@@ -29,7 +28,7 @@ const log = (text: string) => post({ type: 'log', text });
 const bytesOf = (u: Uint8Array): ArrayBuffer => u.slice().buffer as ArrayBuffer;
 
 let weightsCache: { url: string; file: SafetensorsFile } | null = null;
-let trained: { model: TransferModel; settings: TrainerSettings; classNames: string[] } | null = null;
+let trained: { model: TransferModel; config: RunConfig } | null = null;
 
 async function fetchWeights(url: string): Promise<SafetensorsFile> {
   if (weightsCache?.url === url) return weightsCache.file;
@@ -65,10 +64,31 @@ async function train(s: TrainerSettings, images: { name: string; className: stri
     head: s.head, dropout: s.dropout, inputShape: [s.imageSize, s.imageSize, 3], seed: s.seed,
   });
   const totalEpochs = s.epochs + (s.fineTuneLayers > 0 ? s.fineTuneEpochs : 0);
+  // The epoch in progress, step by step: running loss and accuracy, plotted at most about once a second.
+  const steps = { epoch: -1, loss: [] as number[], accuracy: [] as number[], plottedAt: 0 };
+  const plotSteps = (final: boolean) => {
+    if (steps.loss.length === 0 || (!final && performance.now() - steps.plottedAt < 1000)) return;
+    steps.plottedAt = performance.now();
+    const png = plotLines([{ label: 'loss', values: steps.loss }, { label: 'accuracy', values: steps.accuracy }], {
+      title: `epoch ${steps.epoch + 1}/${totalEpochs}`, subtitle: 'running mean over the epoch so far', xLabel: 'step', yLabel: 'value', legend: 'upper', width: 560, height: 400,
+    });
+    post({ type: 'steps', epoch: steps.epoch, png: bytesOf(png) });
+  };
   const onProgress = (e: ProgressEvent) => {
     const base = { type: 'progress' as const, phase: e.phase, epoch: e.epoch, totalEpochs, examples: e.examples, total: e.total ?? null };
-    if (e.phase === 'train' && e.metrics && e.step > 0) e.metrics().then((m) => post({ ...base, loss: m.loss, accuracy: m.accuracy }), (err: Error) => log(`progress: ${err.message}`));
-    else post({ ...base, loss: null, accuracy: null });
+    if (e.phase === 'train' && e.metrics && e.step > 0) {
+      const epoch = e.epoch, step = e.step;
+      e.metrics().then(
+        (m) => {
+          post({ ...base, loss: m.loss, accuracy: m.accuracy });
+          if (epoch !== steps.epoch) Object.assign(steps, { epoch, loss: [], accuracy: [] });
+          steps.loss[step - 1] = m.loss;
+          steps.accuracy[step - 1] = m.accuracy;
+          plotSteps(e.total !== undefined && e.examples >= e.total);
+        },
+        (err: Error) => log(`progress: ${err.message}`),
+      );
+    } else post({ ...base, loss: null, accuracy: null });
   };
 
   // Features of the frozen part, once: at the cut where fine-tuning will begin, so both phases use them.
@@ -109,21 +129,22 @@ async function train(s: TrainerSettings, images: { name: string; className: stri
   const predictions = await predictLabelled(model, valCache);
   const r = classificationReport(predictions.labels, argmaxRows(predictions.probabilities, predictions.classes), classNames);
   const confusionPng = plotConfusionMatrix(r.confusion, classNames, { title: 'confusion matrix (validation)' });
-  trained = { model, settings: s, classNames };
+  trained = { model, config: runConfigOf(s, classNames, model.preprocessing) };
   post({ type: 'done', report: { accuracy: r.accuracy, loss, classNames, confusion: r.confusion, markdown: reportToMarkdown(r), confusionPng: bytesOf(confusionPng) }, seconds: (performance.now() - started) / 1000 });
 }
 
 async function predictImages(images: { name: string; bytes: ArrayBuffer }[]): Promise<void> {
-  if (!trained) throw new Error('train a model first: there is nothing to predict with.');
-  const { model, settings: s, classNames } = trained;
-  const size = s.imageSize;
+  if (!trained) throw new Error('train or load a model first: there is nothing to predict with.');
+  const { model, config } = trained;
+  const classNames = config.classNames!;
+  const size = config.imageSize;
   const x = new Float32Array(images.length * size * size * 3);
   images.forEach((img, i) => {
     let rgb = decodeImage(new Uint8Array(img.bytes), img.name);
     if (rgb.width !== size || rgb.height !== size) rgb = resizeBilinear(rgb, size, size);
     x.set(preprocess(rgb.data, model.preprocessing), i * size * size * 3);
   });
-  const probabilities = await predict(model, arrayBatches(x, new Int32Array(images.length), { batchSize: s.batchSize, inputShape: [size, size, 3] }));
+  const probabilities = await predict(model, arrayBatches(x, new Int32Array(images.length), { batchSize: config.batchSize, inputShape: [size, size, 3] }));
   const k = classNames.length;
   const best = argmaxRows(probabilities, k);
   post({ type: 'predictions', results: images.map((img, i) => ({ name: img.name, label: classNames[best[i]!]!, probabilities: [...probabilities.subarray(i * k, (i + 1) * k)] })) });
@@ -131,21 +152,35 @@ async function predictImages(images: { name: string; bytes: ArrayBuffer }[]): Pr
 
 /** The trained model as `graft train` writes model.safetensors, so Node's `graft evaluate/predict --model` load it. */
 async function checkpoint(): Promise<void> {
-  if (!trained) throw new Error('train a model first: there is no checkpoint to download.');
-  const { model, settings: s, classNames } = trained;
-  const config: RunConfig = {
+  if (!trained) throw new Error('train or load a model first: there is no checkpoint to download.');
+  const { model, config } = trained;
+  const bytes = await runModelBytes(model, config);
+  post({ type: 'checkpoint', name: `graft-${config.base}-${config.classNames!.join('-')}.safetensors`, bytes: bytes.buffer as ArrayBuffer }, [bytes.buffer as ArrayBuffer]);
+}
+
+/** A checkpoint from this page or from `graft train` (its model.safetensors): ready to predict and download. */
+async function load(name: string, bytes: ArrayBuffer): Promise<void> {
+  await init();
+  const { model, config } = runModelFromSafetensors(parseSafetensors(new Uint8Array(bytes), name, { widen: true }), name);
+  trained?.model.dispose();
+  trained = { model, config };
+  log(`loaded ${name}: ${config.base}, ${config.imageSize}×${config.imageSize}, classes ${config.classNames!.join(', ')}`);
+  post({ type: 'loaded', name, classNames: config.classNames!, base: config.base, imageSize: config.imageSize });
+}
+
+/** The run's settings in `graft train`'s config.json form, for the checkpoint's metadata. */
+function runConfigOf(s: TrainerSettings, classNames: string[], preprocessing: Preprocessing): RunConfig {
+  return {
     format: 'graft-run', data: s.dataName, valData: null, validationSplit: s.validationSplit, base: s.base,
     weights: s.weightsUrl ? `weights/${s.weightsUrl.split('/').pop()}` : null, imageSize: s.imageSize, batchSize: s.batchSize,
     epochs: s.epochs, lr: s.lr, head: s.head, dropout: s.dropout, fineTuneLayers: s.fineTuneLayers, fineTuneEpochs: s.fineTuneEpochs,
     fineTuneLr: s.fineTuneLr, augment: s.flip ? 'flip' : 'none', cacheViews: s.cacheViews, patience: 0, clipNorm: null, skipNonFinite: false,
-    seed: s.seed, classNames, preprocessing: model.preprocessing,
+    seed: s.seed, classNames, preprocessing,
   };
-  const bytes = serializeSafetensors(await modelTensors(model), { format: 'graft-transfer-model', config: JSON.stringify(config) });
-  post({ type: 'checkpoint', name: `graft-${s.base}-${classNames.join('-')}.safetensors`, bytes: bytes.buffer as ArrayBuffer }, [bytes.buffer as ArrayBuffer]);
 }
 
 scope.onmessage = (e) => {
   const m = e.data;
-  const work = m.type === 'train' ? train(m.settings, m.images) : m.type === 'predict' ? predictImages(m.images) : checkpoint();
+  const work = m.type === 'train' ? train(m.settings, m.images) : m.type === 'predict' ? predictImages(m.images) : m.type === 'load' ? load(m.name, m.bytes) : checkpoint();
   work.catch((err: unknown) => post({ type: 'error', message: err instanceof Error ? err.message : String(err) }));
 };

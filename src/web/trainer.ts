@@ -121,6 +121,13 @@ function train(): void {
   $('status').textContent = 'Starting…';
 }
 
+/** Shows PNG bytes in an <img>, releasing the previous object URL (plots are redrawn every second). */
+function replaceImage(id: string, png: ArrayBuffer): void {
+  const img = $<HTMLImageElement>(id);
+  if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
+  img.src = pngUrl(png);
+}
+
 const PHASES = { cache: 'caching base features', train: 'training', validate: 'validating' } as const;
 
 worker.onmessage = (e: MessageEvent<FromWorker>) => {
@@ -131,14 +138,20 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
     p.value = m.total ? m.examples / m.total : 0;
     const where = m.phase === 'cache' ? (m.epoch < 0 ? 'validation set' : `view ${m.epoch + 1}`) : `epoch ${m.epoch + 1}/${m.totalEpochs}`;
     $('status').textContent = `${PHASES[m.phase]}, ${where}: ${m.examples}${m.total ? `/${m.total}` : ''} images${m.loss !== null ? `, loss ${fmt(m.loss, 4)}, accuracy ${fmt(m.accuracy!, 3)}` : ''}`;
+  } else if (m.type === 'steps') {
+    replaceImage('steps', m.png);
   } else if (m.type === 'epoch') {
-    $<HTMLImageElement>('history').src = pngUrl(m.historyPng);
+    replaceImage('history', m.historyPng);
+  } else if (m.type === 'loaded') {
+    $('model-note').textContent = `Loaded ${m.name}: ${m.base} at ${m.imageSize}×${m.imageSize}, classes ${m.classNames.join(', ')}.`;
+    for (const id of ['download', 'predict-files']) ($(id) as HTMLButtonElement).disabled = false;
   } else if (m.type === 'done') {
     const acc = $('accuracy');
     acc.textContent = `${fmt(m.report.accuracy, 4)} (loss ${fmt(m.report.loss, 4)})`;
     acc.className = m.report.accuracy > 1 / m.report.classNames.length ? 'ok' : 'bad';
     acc.dataset.value = String(m.report.accuracy);
-    $<HTMLImageElement>('confusion').src = pngUrl(m.report.confusionPng);
+    replaceImage('confusion', m.report.confusionPng);
+    $('model-note').textContent = 'The model just trained.';
     $('report').textContent = m.report.markdown;
     $('report').hidden = false;
     $('status').textContent = `Done in ${fmt(m.seconds, 1)} s.`;
@@ -191,6 +204,10 @@ async function start(): Promise<void> {
   };
   $('train').onclick = train;
   $('download').onclick = () => send({ type: 'checkpoint' });
+  $('load-checkpoint').addEventListener('change', async (e) => {
+    const file = (e.target as HTMLInputElement).files?.[0];
+    if (file) send({ type: 'load', name: file.name, bytes: await file.arrayBuffer() });
+  });
   $('predict-files').addEventListener('change', async (e) => {
     const files = [...((e.target as HTMLInputElement).files ?? [])];
     send({ type: 'predict', images: await Promise.all(files.map(async (f) => ({ name: f.name, bytes: await f.arrayBuffer() }))) });

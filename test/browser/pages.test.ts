@@ -6,7 +6,8 @@
  * - explorer: three kernel cases run and check against the TypeScript reference, and conv2d's numbered
  *   versions are timed side by side;
  * - trainer: one epoch of head training on the bundled ants/bees subset with the fetched ImageNet ResNet50,
- *   accuracy above chance, predictions on two images, and the downloaded checkpoint loads back in Node.
+ *   accuracy above chance, predictions on two images, and the downloaded checkpoint loads back in Node and
+ *   in the page.
  * Screenshots of both pages go to test-output/screenshots/.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -118,6 +119,7 @@ describe('trainer in Chromium', () => {
     console.log(`browser trainer: validation accuracy ${accuracy} after one epoch; ${await page.textContent('#status')}`);
     expect(accuracy).toBeGreaterThan(0.5);
     expect(await page.getAttribute('#history', 'src')).toMatch(/^blob:/);
+    expect(await page.getAttribute('#steps', 'src')).toMatch(/^blob:/); // the live, step-by-step curve
     expect(await page.textContent('#report')).toMatch(/precision/);
 
     const imagesDir = join('examples', 'data', 'hymenoptera-mini', 'val');
@@ -133,6 +135,9 @@ describe('trainer in Chromium', () => {
     expect(config.imageSize).toBe(96);
     expect(readFileSync(file).length).toBeGreaterThan(1000);
     model.dispose();
+    // …and back into a page: the checkpoint is a model to predict with, as after training.
+    await page.setInputFiles('#load-checkpoint', file);
+    await page.waitForFunction(() => /^Loaded .*ants, bees/.test(document.getElementById('model-note')!.textContent ?? ''));
     await page.screenshot({ path: join(SHOTS, 'trainer.png'), fullPage: true });
     await page.close();
     expect(pageErrors).toEqual([]);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ArgumentError } from '../errors.js';
 import { init } from '../gpu/runtime.js';
 import { imageDatasetFromDirectory } from '../data/image-dataset.js';
-import { evaluate, predictLabelled } from '../train/fit.js';
+import { predictLabelled } from '../train/fit.js';
 import { writeRunReport } from '../report/run-report.js';
 import type { CommandSpec, ParsedArgs } from './args.js';
 import { ProgressBar } from './progress.js';
@@ -52,8 +52,9 @@ export async function runEvaluate(args: ParsedArgs, argv: string[]): Promise<voi
       described = `validation: ${sets.valDescription}`;
     }
     const onProgress = (e: Parameters<ProgressBar['update']>[0]) => bar.update(e);
-    const { loss } = await evaluate(model, data, { loss: 'sparseCategoricalCrossentropy', onProgress });
+    // One pass: the predictions and the loss (from the logits, as evaluate() computes it).
     const predictions = await predictLabelled(model, data, onProgress);
+    const loss = predictions.loss ?? NaN;
     bar.finish();
     const out = (args.options.out as string | undefined) ?? join(file.replace(/model\.safetensors$/, ''), 'evaluation');
     mkdirSync(out, { recursive: true });

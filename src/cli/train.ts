@@ -17,7 +17,7 @@ import { type Augmentation, type ImageDataset, imageDatasetFromDirectory } from 
 import type { Preprocessing } from '../data/image.js';
 import { Adam } from '../train/optimizers.js';
 import { EarlyStopping, type Callback } from '../train/callbacks.js';
-import { type BatchSource, evaluate, fit, type PrebuiltCaches, predictLabelled } from '../train/fit.js';
+import { type BatchSource, fit, type PrebuiltCaches, predictLabelled } from '../train/fit.js';
 import { fineTune, fineTuneFrontier } from '../train/transfer.js';
 import { restoreCheckpoint } from '../train/checkpoint.js';
 import { writeRunReport } from '../report/run-report.js';
@@ -199,8 +199,8 @@ export async function runTrain(args: ParsedArgs, argv: string[]): Promise<void> 
   }
 
   const t = performance.now();
-  const { loss } = await evaluate(model, valSource, { loss: 'sparseCategoricalCrossentropy' });
-  const predictions = await predictLabelled(model, valSource);
+  const predictions = await predictLabelled(model, valSource); // one pass: predictions and loss
+  const loss = predictions.loss ?? NaN;
   await saveFinalModel(join(out, 'model.safetensors'), model, config);
   timings.evaluation = (performance.now() - t) / 1000;
   timings.total = (performance.now() - started) / 1000;

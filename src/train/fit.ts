@@ -363,6 +363,12 @@ export interface Predictions {
   labels: Int32Array;
   count: number;
   classes: number;
+  /**
+   * Mean cross-entropy of the labels, computed from the logits as `evaluate` computes it (so one pass gives
+   * a report's loss and its predictions); null when the output is neither a softmax nor linear, or the
+   * labels are neither class indices nor one-hot rows.
+   */
+  loss: number | null;
 }
 
 /**
@@ -374,19 +380,27 @@ export async function predictLabelled(model: Model, data: BatchSource, onProgres
   const classes = model.outputs[0]!.shape[model.outputs[0]!.shape.length - 1]!;
   const parts: Float32Array[] = [];
   const labels: number[] = [];
-  const linear = finalActivation(model) === 'linear';
+  const activation = finalActivation(model);
+  const fromLogits = activation === 'linear' || activation === 'softmax';
+  let lossSum: number | null = fromLogits ? 0 : null;
   let examples = 0;
   let step = 0;
   onProgress?.({ phase: 'validate', epoch: 0, step, examples: 0, ...(data.size === undefined ? {} : { total: data.size }) });
   for await (const b of data.batches(0)) {
+    const lossName: LossName | null = b.y instanceof Int32Array ? 'sparseCategoricalCrossentropy' : b.y.length === b.count * classes ? 'categoricalCrossentropy' : null;
     const out = noGrad(() =>
       tidy(() => {
-        const y = model.execute(batchFeeds('predict', model, b), model.outputs, { training: false })[0]!;
-        return linear ? softmax(y, -1) : y;
+        const feeds = batchFeeds('predict', model, b);
+        if (!fromLogits) return { p: model.execute(feeds, model.outputs, { training: false })[0]!, lossSum: null };
+        const logits = logitsOf(model, feeds, false);
+        const sum = lossName === null ? null : softmaxCrossEntropy(logits, batchTargets('predict', model, lossName, b).y, { reduction: 'sum' });
+        return { p: softmax(logits, -1), lossSum: sum };
       }),
     );
-    parts.push(await out.floats());
-    out.dispose();
+    parts.push(await out.p.floats());
+    if (lossSum !== null) lossSum = out.lossSum ? lossSum + (await out.lossSum.item()) : null;
+    out.p.dispose();
+    out.lossSum?.dispose();
     const width = b.y.length / b.count;
     labels.push(...(width === 1 ? Array.from(b.y) : argmaxRows(b.y, width)));
     examples += b.count;
@@ -398,7 +412,7 @@ export async function predictLabelled(model: Model, data: BatchSource, onProgres
     probabilities.set(p, at);
     at += p.length;
   }
-  return { probabilities, labels: Int32Array.from(labels), count: examples, classes };
+  return { probabilities, labels: Int32Array.from(labels), count: examples, classes, loss: lossSum === null || examples === 0 ? null : lossSum / examples };
 }
 
 /** The model's outputs for every example, [N, C] flat (see `predictLabelled`). */

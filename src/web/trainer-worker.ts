@@ -14,7 +14,7 @@ import { decodeImage, preprocess, resizeBilinear, type Preprocessing } from '../
 import { imageDatasetFromFiles } from '../data/labelled-images.js';
 import { createTransferModel, fineTune, fineTuneFrontier, type TransferModel } from '../train/transfer.js';
 import { FeatureCache } from '../train/feature-cache.js';
-import { arrayBatches, argmaxRows, evaluate, fit, type History, predict, predictLabelled, type ProgressEvent } from '../train/fit.js';
+import { arrayBatches, argmaxRows, fit, type History, predict, predictLabelled, type ProgressEvent } from '../train/fit.js';
 import type { Callback } from '../train/callbacks.js';
 import { Adam } from '../train/optimizers.js';
 import { classificationReport, reportToMarkdown } from '../report/metrics.js';
@@ -125,8 +125,8 @@ async function train(s: TrainerSettings, images: { name: string; className: stri
   }
   log(`trained ${totalEpochs} epochs in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-  const { loss } = await evaluate(model, valCache, { loss: 'sparseCategoricalCrossentropy' });
-  const predictions = await predictLabelled(model, valCache);
+  const predictions = await predictLabelled(model, valCache); // one pass: predictions and loss
+  const loss = predictions.loss ?? NaN;
   const r = classificationReport(predictions.labels, argmaxRows(predictions.probabilities, predictions.classes), classNames);
   const confusionPng = plotConfusionMatrix(r.confusion, classNames, { title: 'confusion matrix (validation)' });
   trained = { model, config: runConfigOf(s, classNames, model.preprocessing) };

@@ -12,7 +12,7 @@ import { memory } from '../../src/tensor/memory.js';
 import { Sequential } from '../../src/nn/model.js';
 import { Dense } from '../../src/nn/layers/core.js';
 import { Adam, AdamW, SGD } from '../../src/train/optimizers.js';
-import { arrayBatches, evaluate, fit, predict } from '../../src/train/fit.js';
+import { arrayBatches, evaluate, fit, predict, predictLabelled } from '../../src/train/fit.js';
 import { type Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint, manifestPath } from '../../src/train/callbacks.js';
 import { readSafetensorsFile } from '../../src/weights/files.js';
 import { write } from '../../src/tensor/create.js';
@@ -90,6 +90,13 @@ describe('fit / evaluate / predict', () => {
     expect(ev.loss).toBeCloseTo(ce / validData.y.length, 4);
     expect(ev.accuracy).toBeCloseTo(correct / validData.y.length, 10);
     expect(ev.loss).toBeCloseTo(history.val_loss[7]!, 5);
+    // predictLabelled gives the same loss in the same pass as its predictions, with index or one-hot labels.
+    const labelled = await predictLabelled(model, validSource());
+    expect(labelled.loss!).toBeCloseTo(ev.loss, 5);
+    expect([...labelled.labels]).toEqual([...validData.y]);
+    const hot = new Float32Array(validData.y.length * C);
+    validData.y.forEach((c, i) => (hot[i * C + c] = 1));
+    expect((await predictLabelled(model, arrayBatches(validData.x, hot, { batchSize: 7, inputShape: [D] }))).loss!).toBeCloseTo(ev.loss, 5);
     optimizer.dispose();
     model.dispose();
   });

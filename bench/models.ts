@@ -5,7 +5,7 @@
  *
  *   npm run bench -- models [--model resnet50|vgg16|resnet50,vgg16] [--size 64|224|64,224] [--batch 8]
  *                           [--warm 3] [--peer-warm N] [--modes forward,frozen,last,full]
- *                           [--peers tfjs-webgpu,tfjs-wasm,torch|none]
+ *                           [--peers tfjs-webgpu,tfjs-wasm,torch|none] [--no-breakdown]
  *
  * Modes (bench/lib/graft-models.ts): forward (inference of base + head); frozen (the base frozen, the head
  * trained with Adam); last (fineTune's last block: ResNet50 unfreezeLast 10, VGG16 unfreezeLast 4); full
@@ -24,6 +24,10 @@
  * counter, reset before them) and bytesAllocated after each warm step; "flat" means bytesAllocated and the
  * live tensor count did not change across the warm steps. The pool is trimmed before each model.
  *
+ * Breakdown (bench/lib/breakdown.ts): after its timed steps, each Graft mode runs one more step under the
+ * timestamp profiler and prints where the time went, kernel family by kernel family (GPU ms, share, GFLOP/s,
+ * and how far each is from the fastest kernel of the step), plus the step's time outside kernels.
+ *
  * Order: Graft's modes, then PyTorch, tfjs-wasm and tfjs-webgpu (slowest last), and bench/out/models.json is
  * rewritten after every measured mode, so a run stopped early on a loaded machine keeps what it measured.
  */
@@ -37,6 +41,7 @@ import { type BenchModel, graftBench, MODEL_NAMES, type Mode, MODES } from './li
 import { randomData } from './lib/data.js';
 import { type Cell, type Column, printTable, writeJson } from './lib/table.js';
 import { gflops, median } from './lib/timing.js';
+import { type Breakdown, printBreakdown, profileStep } from './lib/breakdown.js';
 import { loadTfjsWasm, loadTfjsWebgpu, type Tf, tfjsSync } from './lib/tfjs.js';
 import { registerTfjsGradients, tfForward, type TfNet, tfResnet50, tfTrainStep, tfVgg16 } from './lib/tfjs-models.js';
 
@@ -56,10 +61,12 @@ export interface ModelsOptions {
   peers: Peer[];
   /** Write bench/out/models.json (default true; the smoke test turns it off). */
   writeJson: boolean;
+  /** Profile one extra step per Graft mode and print its per-kernel breakdown (default true). */
+  breakdown: boolean;
 }
 
 export function parseModelsArgs(args: string[]): ModelsOptions {
-  const o: ModelsOptions = { models: [...MODEL_NAMES], sizes: [64, 224], batch: 8, warm: 3, peerWarm: -1, modes: [...MODES], peers: [...PEERS], writeJson: true };
+  const o: ModelsOptions = { models: [...MODEL_NAMES], sizes: [64, 224], batch: 8, warm: 3, peerWarm: -1, modes: [...MODES], peers: [...PEERS], writeJson: true, breakdown: true };
   const list = (v: string) => v.split(',').filter((s) => s.length > 0);
   const pick = <T extends string>(what: string, v: string, known: readonly T[]): T[] => {
     const bad = list(v).filter((s) => !known.includes(s as T));
@@ -86,7 +93,8 @@ export function parseModelsArgs(args: string[]): ModelsOptions {
     else if (a === '--modes' || a === '--mode') o.modes = pick('mode', value(), MODES);
     else if (a === '--peers') { const v = value(); o.peers = v === 'none' ? [] : pick('peer', v, PEERS); }
     else if (a === '--no-json') o.writeJson = false;
-    else throw new ArgumentError(`models bench: unknown option ${a}; options: --model, --size, --batch, --warm, --peer-warm, --modes, --peers, --no-json`);
+    else if (a === '--no-breakdown') o.breakdown = false;
+    else throw new ArgumentError(`models bench: unknown option ${a}; options: --model, --size, --batch, --warm, --peer-warm, --modes, --peers, --no-json, --no-breakdown`);
   }
   if (o.peerWarm < 0) o.peerWarm = o.warm;
   return o;
@@ -110,7 +118,7 @@ export interface ModeResult {
   size: number;
   mode: Mode;
   flops: number;
-  graft: Timing & { memory: MemoryRecord; trainedLayers: number };
+  graft: Timing & { memory: MemoryRecord; trainedLayers: number; breakdown: Breakdown | null };
   peers: Partial<Record<Peer, Timing | { error: string }>>;
 }
 
@@ -145,8 +153,10 @@ async function runGraft(model: BenchModel, size: number, o: ModelsOptions): Prom
       }, () => pool.resetPeak());
       mem.peakBytesInUse = pool.stats().peakBytesInUse;
       mem.flat = new Set(mem.bytesAllocatedAfterSteps).size === 1 && new Set(mem.tensorsAfterSteps).size === 1;
-      out.push({ model, size, mode, flops, graft: { ...t, memory: mem, trainedLayers } });
       console.log(`graft ${model} ${size} ${mode}: cold ${t.coldMs.toFixed(0)} ms, warm ${t.medianMs.toFixed(0)} ms, peak ${(mem.peakBytesInUse / 2 ** 20).toFixed(0)} MiB`);
+      const breakdown = o.breakdown ? await profileStep(step) : null;
+      if (breakdown) printBreakdown(`graft ${model} ${size} ${mode}, one profiled step`, breakdown);
+      out.push({ model, size, mode, flops, graft: { ...t, memory: mem, trainedLayers, breakdown } });
     }
   } finally {
     bench.dispose();

@@ -39,6 +39,15 @@ describe('bench models', () => {
       expect(r.graft.memory.peakBytesInUse).toBeLessThanOrEqual(r.graft.memory.bytesAllocatedAfterSteps[0]!);
       expect(typeof r.graft.memory.flat).toBe('boolean');
       expect(r.peers).toEqual({});
+      // One profiled step: its kernel families add up to its GPU time, which fits inside its wall time.
+      const b = r.graft.breakdown!;
+      positive(b.dispatches);
+      expect(b.kernels.reduce((n, k) => n + k.calls, 0)).toBe(b.dispatches);
+      expect(b.kernels.reduce((n, k) => n + k.ms, 0)).toBeCloseTo(b.gpuMs, 6);
+      expect(b.gpuMs).toBeLessThanOrEqual(b.wallMs);
+      expect(b.kernels.some((k) => k.kernel.startsWith('conv2d') || k.kernel.startsWith('matmul'))).toBe(true);
+      for (const k of b.kernels) expect(k.kernel).not.toMatch(/\[/);
+      expect(b.bestGflops).toBe(Math.max(...b.kernels.filter((k) => k.gflops !== null && k.share >= 0.01).map((k) => k.gflops!)));
     }
     const flops = Object.fromEntries(report.results.map((r) => [r.mode, r.flops]));
     expect(flops.frozen).toBeGreaterThan(flops.forward!);

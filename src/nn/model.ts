@@ -16,6 +16,7 @@
 import { ArgumentError } from '../errors.js';
 import { type Shape, type Tensor, shapeStr } from '../tensor/tensor.js';
 import { type CallOptions, Layer, type LayerConfig, SymbolicTensor } from './layer.js';
+import { foldingPays, planFolds, runFolded } from './folding.js';
 
 /** The layer at the root of every functional graph: it holds the model's input shape. */
 export class InputLayer extends Layer {
@@ -164,11 +165,23 @@ export class Model extends Layer {
     const keep = new Set(targets);
     const callerOwned = new Set(feeds.values());
     const inner: CallOptions = { training: options.training };
+    // Frozen Conv2D → BatchNormalization (→ ReLU) chains run as one convolution (folding.ts).
+    const folds = planFolds(steps, new Set([...keep, this.outputs[0]!]));
+    const replaced = new Set<Step>();
     for (const s of steps) {
+      if (replaced.has(s)) continue;
       const node = s.layer.nodes[s.node]!;
       const args = node.inputs.map((t) => values.get(t)!);
-      const out = s.layer.runNode(args, node.output === this.outputs[0] ? options : inner);
-      values.set(node.output, out);
+      const chain = folds.get(s);
+      let out: Tensor;
+      if (chain && foldingPays(chain, args[0]!.shape[0]!)) {
+        out = runFolded(chain, args[0]!);
+        for (const r of chain.replaced) replaced.add(r);
+        values.set(chain.output, out);
+      } else {
+        out = s.layer.runNode(args, node.output === this.outputs[0] ? options : inner);
+        values.set(node.output, out);
+      }
       for (const t of node.inputs) {
         const left = remaining.get(t)! - 1;
         remaining.set(t, left);

@@ -42,6 +42,7 @@ import { type Shape, Tensor, shapeStr, sizeOf } from '../tensor/tensor.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import type { Constants } from '../gpu/pipeline-cache.js';
 import { expectDType, grid1d, launch } from './kernel.js';
+import { markWritten } from '../tensor/write-generation.js';
 
 export interface BatchNormOptions {
   /** Scale γ, shape [C]; omitted or null means 1 (Keras's scale=False). */
@@ -138,6 +139,7 @@ export function batchNormStatsRaw(
     flops: 5 * x.size,
   });
   if (!running) for (const s of slots) s.dispose();
+  else markWritten(); // the moving statistics changed in place
   return { mean, variance };
 }
 

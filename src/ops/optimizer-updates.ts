@@ -16,6 +16,7 @@ import { runtime } from '../gpu/runtime.js';
 import { type Tensor, shapeStr } from '../tensor/tensor.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { expectDType, launchFlat, sameShape } from './kernel.js';
+import { markWritten } from '../tensor/write-generation.js';
 
 const WG = 64;
 
@@ -73,6 +74,7 @@ export function sgdUpdate(param: Tensor, grad: Tensor, velocity: Tensor | null, 
     workgroupSize: WG,
     flopsPerElement: hasMomentum ? 6 : 4,
   });
+  markWritten();
 }
 
 /** One Adam (or AdamW, with `decoupled`) step on `param`, in place; `m` and `v` are updated in place. */
@@ -97,6 +99,7 @@ export function adamUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h:
     workgroupSize: WG,
     flopsPerElement: 16,
   });
+  markWritten();
 }
 
 /** 1 / (1 − β1^t) and 1 / (1 − β2^t), computed in f64 on the CPU. */

@@ -5,6 +5,7 @@ import { setFloat16 } from '@petamoriken/float16';
 import { ShapeError } from '../errors.js';
 import { runtime } from '../gpu/runtime.js';
 import { type DType, type Shape, Tensor, shapeStr, sizeOf } from './tensor.js';
+import { markWritten } from './write-generation.js';
 
 export type TensorData = ArrayLike<number> | Float32Array | Int32Array | Uint32Array;
 
@@ -46,4 +47,5 @@ export function write(t: Tensor, data: TensorData): void {
     throw new ShapeError(`write: ${data.length} values for tensor ${shapeStr(t.shape)} (${t.size} elements).`);
   }
   runtime().upload(t.buffer, encode(data, t.dtype));
+  markWritten();
 }

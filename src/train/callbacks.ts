@@ -16,6 +16,7 @@ import type { Model } from '../nn/model.js';
 import { writeFileAtomic, writeSafetensorsFile } from '../weights/files.js';
 import type { SafetensorsTensor } from '../weights/safetensors.js';
 import type { OptimizerStateDict } from './optimizers.js';
+import { markWritten } from '../tensor/write-generation.js';
 
 export type Logs = Partial<Record<'loss' | 'accuracy' | 'val_loss' | 'val_accuracy', number>> & Record<string, number | undefined>;
 
@@ -75,6 +76,7 @@ export class WeightSnapshot {
     const weights = model.weights;
     if (weights.length !== this.copies.length) throw new ArgumentError(`WeightSnapshot.restore: the model has ${weights.length} weights, the snapshot ${this.copies.length}.`);
     weights.forEach((w, i) => runtime().copy(this.copies[i]!.buffer, 0, w.value.buffer, 0, w.value.byteLength));
+    markWritten();
   }
 
   get empty(): boolean {

@@ -33,6 +33,7 @@ const TOLERANCE = 1e-3;
 
 let pretrained: Pretrained;
 let probabilities: Float32Array;
+let folded: Float32Array;
 
 beforeAll(async () => {
   if (!existsSync(WEIGHTS)) {
@@ -44,9 +45,15 @@ beforeAll(async () => {
   const { model, preprocessing } = pretrained;
   const batch = new Float32Array(IMAGENET_INPUTS.length * SIZE * SIZE * 3);
   IMAGENET_INPUTS.forEach((input, b) => batch.set(preprocess(Float32Array.from(readRgbFixture(input.name)), preprocessing), b * SIZE * SIZE * 3));
-  const probs = noGrad(() => tidy(() => model.call(tensor(batch, [IMAGENET_INPUTS.length, SIZE, SIZE, 3]))));
-  probabilities = await probs.floats();
-  probs.dispose();
+  const run = async () => {
+    const probs = noGrad(() => tidy(() => model.call(tensor(batch, [IMAGENET_INPUTS.length, SIZE, SIZE, 3]))));
+    const out = await probs.floats();
+    probs.dispose();
+    return out;
+  };
+  probabilities = await run(); // trainable: every BatchNorm runs as its own kernel
+  model.trainable = false; // frozen: each Conv → BN → ReLU chain runs as one folded convolution
+  folded = await run();
   model.dispose();
 }, 600_000);
 
@@ -69,6 +76,14 @@ describe('ResNet50 with the ImageNet weights agrees with an independent NumPy Re
       if (!existsSync(source)) throw new Error(`${source} is missing: the shared hymenoptera data set (../shared/data/README.md) must be beside the repository.`);
       expect(Buffer.from(rgb224FromJpeg(source)).equals(Buffer.from(bytes)), `${input.name} from ${input.source}`).toBe(true);
     }
+  });
+
+  test('the frozen model (BatchNorm folded into the convolutions) gives the same probabilities', () => {
+    let worst = 0;
+    for (let i = 0; i < probabilities.length; i++) worst = Math.max(worst, Math.abs(folded[i]! - probabilities[i]!));
+    console.log(`ResNet50, folded vs unfolded BatchNorm: max |Δp| ${worst.toExponential(2)} over ${IMAGENET_INPUTS.length}×1000 probabilities`);
+    expect(worst).toBeLessThan(1e-5);
+    expect(worst).toBeGreaterThan(0); // a different computation (the kernels really changed), equal up to rounding
   });
 
   for (const [b, { name, label, index }] of IMAGENET_INPUTS.entries()) test(`${name}: top-1 is "${label}" (${index}), top-5 probabilities within 1e-3 of the golden`, () => {

@@ -8,6 +8,7 @@ import { type ConvPadding, conv2d, conv2dGeometry, glorotUniform, zeroPadding2d,
 import { resolveZeroPadding, type ZeroPadding2dSpec } from '../../ops/padding.js';
 import { Layer, type LayerConfig, type Weight } from '../layer.js';
 import { type ActivationName, applyActivation, checkActivation, seedFor } from './core.js';
+import { releaseFolded } from '../folding.js';
 
 export interface Conv2DConfig extends LayerConfig {
   filters: number;
@@ -81,6 +82,12 @@ export class Conv2D extends Layer {
       activation: fused ? 'relu' : 'none',
     });
     return fused ? y : applyActivation(y, this.activation);
+  }
+
+  /** Also frees the folded kernel and bias kept for BatchNorm folding (src/nn/folding.ts). */
+  override dispose(): void {
+    releaseFolded(this);
+    super.dispose();
   }
 
   override getConfig(): Record<string, unknown> {

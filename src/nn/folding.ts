@@ -1,0 +1,147 @@
+/**
+ * Folding a frozen BatchNormalization into the convolution before it: an inference-only rewrite that
+ * `Model.execute` applies to Conv2D → BatchNormalization (→ ReLU) chains.
+ *
+ * A frozen BatchNorm is an affine map per channel, y = s·x + t with s = γ / √(σ² + ε) and t = β − μ·s (its
+ * moving statistics, as Keras runs a frozen BN). After a convolution with kernel w and bias b,
+ *
+ *     s·(conv(x, w) + b) + t  =  conv(x, w·s) + (b·s + t),
+ *
+ * so one convolution with a scaled kernel and a new bias, and the ReLU that follows in its fused epilogue,
+ * replace three passes over the activations (conv, BN, ReLU). In ResNet50's inference the BN and ReLU
+ * passes are about 17 % of the step on lavapipe (bench/RESULTS.md). The folded kernel and bias are kept per
+ * convolution (memory: one more copy of each folded kernel) and recomputed after any in-place write to any
+ * tensor (write-generation.ts: uploads, optimizer steps, moving-statistics updates, restored snapshots), so
+ * they cannot go stale. Computing them costs a pass over the kernel, so a chain is folded only where the
+ * convolution's output (for this batch) is at least as large as its kernel.
+ *
+ * Only chains where nothing trains are folded: the Conv2D and the BatchNormalization both frozen
+ * (`trainable = false`), the convolution without an activation of its own, the convolution's output read
+ * by the BN alone and the BN's by the ReLU alone (or the ReLU skipped), and no intermediate asked for.
+ * The result equals the unfolded computation up to float rounding; `withBatchNormFolding(false, fn)` runs
+ * the plain graph (tests compare the two).
+ */
+import { tidy } from '../tensor/scope.js';
+import { writeGeneration } from '../tensor/write-generation.js';
+import { noGrad } from '../autograd/tape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { add, affine, mul, reciprocal, sqrt } from '../ops/elementwise.js';
+import { conv2d } from '../ops/conv.js';
+import type { Layer, SymbolicTensor } from './layer.js';
+import { Conv2D } from './layers/convolutional.js';
+import { Activation } from './layers/core.js';
+import { BatchNormalization } from './layers/normalization.js';
+
+let enabled = true;
+
+/** Runs `fn` with folding switched on or off, then restores the previous setting. */
+export function withBatchNormFolding<T>(on: boolean, fn: () => T): T {
+  const before = enabled;
+  enabled = on;
+  try {
+    return fn();
+  } finally {
+    enabled = before;
+  }
+}
+
+interface StepLike {
+  layer: Layer;
+  node: number;
+}
+
+export interface FoldedChain<S extends StepLike> {
+  conv: Conv2D;
+  bn: BatchNormalization;
+  relu: boolean;
+  /** The steps the folded convolution replaces (the BN and, if folded, the ReLU). */
+  replaced: S[];
+  /** The convolution's own output (never computed when folded). */
+  convOutput: SymbolicTensor;
+  /** The symbolic tensor the folded convolution produces (the BN's output, or the ReLU's). */
+  output: SymbolicTensor;
+}
+
+/**
+ * The foldable chains among `steps` (the layer calls of one `execute`), keyed by their convolution's step.
+ * `keep` holds the tensors the caller wants back: they are never folded away.
+ */
+export function planFolds<S extends StepLike>(steps: readonly S[], keep: ReadonlySet<SymbolicTensor>): Map<S, FoldedChain<S>> {
+  const plans = new Map<S, FoldedChain<S>>();
+  if (!enabled) return plans;
+  const readers = new Map<SymbolicTensor, S[]>();
+  for (const s of steps) for (const t of s.layer.nodes[s.node]!.inputs) readers.set(t, [...(readers.get(t) ?? []), s]);
+  const onlyReader = (t: SymbolicTensor): S | null => {
+    const r = readers.get(t);
+    return r && r.length === 1 && !keep.has(t) ? r[0]! : null;
+  };
+  for (const s of steps) {
+    const conv = s.layer;
+    if (!(conv instanceof Conv2D) || conv.trainable || conv.activation !== 'linear') continue;
+    const bnStep = onlyReader(conv.nodes[s.node]!.output);
+    const bn = bnStep?.layer;
+    if (!bnStep || !(bn instanceof BatchNormalization) || bn.trainable || bn.nodes[bnStep.node]!.inputs.length !== 1) continue;
+    let output = bn.nodes[bnStep.node]!.output;
+    const replaced = [bnStep];
+    const reluStep = onlyReader(output);
+    const relu = reluStep !== null && reluStep.layer instanceof Activation && reluStep.layer.activation === 'relu';
+    if (relu) {
+      replaced.push(reluStep);
+      output = reluStep.layer.nodes[reluStep.node]!.output;
+    }
+    plans.set(s, { conv, bn, relu, replaced, convOutput: conv.nodes[s.node]!.output, output });
+  }
+  return plans;
+}
+
+/** Whether folding pays for this batch: the convolution's output is at least as large as its kernel. */
+export function foldingPays(chain: FoldedChain<StepLike>, batch: number): boolean {
+  const out = chain.convOutput.shape.reduce((a, b) => a * b, 1) * batch;
+  return out >= chain.conv.kernel!.value.size;
+}
+
+/** The folded kernel and bias of a convolution, and the write generation they were computed at. */
+interface FoldedWeights {
+  bn: BatchNormalization;
+  generation: number;
+  kernel: Tensor;
+  bias: Tensor;
+}
+
+// Kept per convolution until a tensor anywhere is written in place (write-generation.ts) or the layer is disposed.
+const cache = new Map<Conv2D, FoldedWeights>();
+
+/** Frees the folded weights cached for `conv` (Conv2D.dispose calls it). */
+export function releaseFolded(conv: Conv2D): void {
+  const f = cache.get(conv);
+  if (!f) return;
+  f.kernel.dispose();
+  f.bias.dispose();
+  cache.delete(conv);
+}
+
+/** Kernel w·s and bias b·s + (β − μ·s), from the current weights. */
+function fold(conv: Conv2D, bn: BatchNormalization): { kernel: Tensor; bias: Tensor } {
+  return noGrad(() =>
+    tidy(() => {
+      const inverseStd = reciprocal(sqrt(affine(bn.movingVariance!.value, 1, bn.epsilon)));
+      const scale = bn.gamma ? mul(bn.gamma.value, inverseStd) : inverseStd;
+      const meanShift = affine(mul(bn.movingMean!.value, scale), -1, 0);
+      const shift = bn.beta ? add(bn.beta.value, meanShift) : meanShift;
+      const bias = conv.bias ? add(mul(conv.bias.value, scale), shift) : shift;
+      return { kernel: mul(conv.kernel!.value, scale).keep(), bias: bias.keep() };
+    }),
+  );
+}
+
+/** The chain's output in one convolution: the folded kernel and bias, ReLU in the epilogue. */
+export function runFolded(chain: FoldedChain<StepLike>, x: Tensor): Tensor {
+  const { conv, bn } = chain;
+  let f = cache.get(conv);
+  if (!f || f.bn !== bn || f.generation !== writeGeneration()) {
+    releaseFolded(conv);
+    f = { bn, generation: writeGeneration(), ...fold(conv, bn) };
+    cache.set(conv, f);
+  }
+  return conv2d(x, f.kernel, { strides: conv.strides, padding: conv.padding, bias: f.bias, activation: chain.relu ? 'relu' : 'none' });
+}

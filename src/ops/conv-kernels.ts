@@ -32,7 +32,7 @@ import { runtime } from '../gpu/runtime.js';
 import { noGrad } from '../autograd/tape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { ArgumentError, LimitError } from '../errors.js';
-import { grid1d, launch } from './kernel.js';
+import { grid1d, launch, pinnedWorkgroupShape } from './kernel.js';
 import { dense, matmul, subgroupKernelSupported } from './matmul.js';
 import { reduceRaw } from './reduce.js';
 import { transposeRaw } from './shape.js';
@@ -153,6 +153,8 @@ function inputGradAxis(inSize: number, outSize: number, k: number, stride: numbe
  * 3-channel dX does not idle 15 lanes of 16), y the row groups. v3 needs whole subgroups along x.
  */
 function workgroupShape(version: 'v2' | 'v3', columnGroups: number): { WG_X: number; WG_Y: number } {
+  const pinned = pinnedWorkgroupShape(`conv2d ${version}`, version === 'v3' ? runtime().gpu.info.subgroupMaxSize ?? 8 : 1);
+  if (pinned) return pinned;
   let x = Math.min(16, 2 ** Math.ceil(Math.log2(Math.max(columnGroups, 1))));
   if (version === 'v3') x = Math.max(x, runtime().gpu.info.subgroupMaxSize ?? 8);
   return { WG_X: x, WG_Y: Math.max(1, 64 / x) };

@@ -71,6 +71,46 @@ export function withStorageBindingLimit<T>(bytes: number, fn: () => T): T {
   }
 }
 
+export interface WorkgroupShape {
+  WG_X: number;
+  WG_Y: number;
+}
+
+let pinnedShape: WorkgroupShape | null = null;
+
+/**
+ * Runs `fn` with the 2-D workgroup shape of the tiled kernels (matmul v2/v3, conv2d v2/v3 and their gradients)
+ * pinned to `shape` instead of the shape the ops choose, then restores the automatic choice. For the kernel
+ * explorer and for tuning: the grid is computed from the pinned shape, so results stay correct. The subgroup
+ * kernels (v3) need WG_X to be a multiple of the subgroup size; the product must fit the device's
+ * maxComputeInvocationsPerWorkgroup.
+ */
+export function withWorkgroupShape<T>(shape: WorkgroupShape, fn: () => T): T {
+  const limits = runtime().gpu.limits;
+  const { WG_X, WG_Y } = shape;
+  if (![WG_X, WG_Y].every((n) => Number.isInteger(n) && n >= 1) || WG_X * WG_Y > limits.maxComputeInvocationsPerWorkgroup || WG_X > limits.maxComputeWorkgroupSizeX || WG_Y > limits.maxComputeWorkgroupSizeY) {
+    throw new ArgumentError(`withWorkgroupShape: WG_X × WG_Y = ${WG_X} × ${WG_Y} is not a workgroup this device runs (positive integers, at most ${limits.maxComputeWorkgroupSizeX} × ${limits.maxComputeWorkgroupSizeY} and ${limits.maxComputeInvocationsPerWorkgroup} invocations).`);
+  }
+  const before = pinnedShape;
+  pinnedShape = { WG_X, WG_Y };
+  try {
+    return fn();
+  } finally {
+    pinnedShape = before;
+  }
+}
+
+/**
+ * The pinned workgroup shape, if any, for a kernel that needs `subgroupX` (the subgroup size for v3 kernels, 1
+ * otherwise) to divide WG_X.
+ */
+export function pinnedWorkgroupShape(op: string, subgroupX = 1): WorkgroupShape | null {
+  if (pinnedShape && pinnedShape.WG_X % subgroupX !== 0) {
+    throw new ArgumentError(`${op}: the pinned workgroup WG_X = ${pinnedShape.WG_X} must be a multiple of the subgroup size ${subgroupX} for this kernel.`);
+  }
+  return pinnedShape;
+}
+
 /** Bytes as "411041792 bytes (392.0 MiB)". */
 export function bytesStr(bytes: number): string {
   return `${bytes} bytes (${(bytes / 2 ** 20).toFixed(1)} MiB)`;

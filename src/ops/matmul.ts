@@ -27,7 +27,7 @@ import { Uniforms } from '../gpu/uniforms.js';
 import { runtime } from '../gpu/runtime.js';
 import { type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ArgumentError, LimitError, ShapeError } from '../errors.js';
-import { expectDType, windowOf } from './kernel.js';
+import { expectDType, pinnedWorkgroupShape, windowOf } from './kernel.js';
 import { type MatmulBlock, blockSpans, matmulStrides, planMatmulBlocks } from './matmul-split.js';
 import { binaryRaw } from './elementwise.js';
 import { sum } from './reduce.js';
@@ -160,6 +160,8 @@ export function matmulKernelFor(pr: Pick<MatmulProblem, 'N' | 'K' | 'transposeB'
  */
 function workgroupShape(version: MatmulVersion, rowGroups: number): { WG_X: number; WG_Y: number } {
   if (version === 'v1') return { WG_X: 8, WG_Y: 8 };
+  const pinned = pinnedWorkgroupShape(`matmul ${version}`, version === 'v3' ? runtime().gpu.info.subgroupMaxSize ?? 8 : 1);
+  if (pinned) return pinned;
   const shape = rowGroups <= 1 ? { WG_X: 64, WG_Y: 1 } : { WG_X: 16, WG_Y: 4 };
   // v3 needs whole subgroups along x, so that the lanes of a subgroup share their rows.
   if (version === 'v3') shape.WG_X = Math.max(shape.WG_X, runtime().gpu.info.subgroupMaxSize ?? 8);

@@ -7,6 +7,7 @@
  * The cases run on Node too (test/web/kernel-cases.test.ts), so every case is checked without a browser.
  */
 import type { Tensor } from '../tensor/tensor.js';
+import { withWorkgroupShape } from '../ops/kernel.js';
 
 export type ParamValue = number | string;
 
@@ -97,4 +98,19 @@ export function maxError(got: ArrayLike<number>, want: ArrayLike<number>): numbe
     if (Number.isNaN(worst)) return NaN;
   }
   return worst;
+}
+
+/**
+ * The workgroup shape of the tiled kernels (matmul v2/v3, conv2d v2/v3 and its gradients), an override
+ * constant pair the user may pin; 'auto' leaves the op's choice.
+ */
+export const TILE_PARAMS: readonly ParamSpec[] = [
+  { name: 'WG_X', default: 'auto', choices: ['auto', 4, 8, 16, 32, 64], help: 'workgroup width (override constant WG_X); v3 kernels need a multiple of the subgroup size' },
+  { name: 'WG_Y', default: 'auto', choices: ['auto', 1, 2, 4, 8, 16], help: 'workgroup height (override constant WG_Y)' },
+];
+
+/** Runs `run` with the workgroup shape the parameters pin (WG_X and WG_Y both given), else as the op chooses. */
+export function withTiles<T>(p: Params, run: () => T): T {
+  if (p.WG_X === undefined || p.WG_X === 'auto' || p.WG_Y === 'auto') return run();
+  return withWorkgroupShape({ WG_X: Number(p.WG_X), WG_Y: Number(p.WG_Y) }, run);
 }

@@ -15,7 +15,7 @@ import {
 import { type ConvPadding, conv2dBackwardRef, conv2dGeometry } from '../ops/conv.js';
 import { type ConvVersion, CONV_VERSIONS, conv2dFilterGradRaw, conv2dInputGradRaw, convFlops, withConvVersion } from '../ops/conv-kernels.js';
 import { softmaxGradRaw, softmaxRef } from '../ops/softmax.js';
-import { type KernelCase, type Params, randomIn, randomValues } from './kernel-case.js';
+import { type KernelCase, type Params, randomIn, randomValues, TILE_PARAMS, withTiles } from './kernel-case.js';
 import { joinFlat, joinRef } from './kernel-cases-train.js';
 
 const softmaxBackwardCase: KernelCase = {
@@ -164,6 +164,7 @@ const CONV_PARAMS = [
   { name: 'kernel', default: 3, min: 1, max: 11, help: 'square kernel size' },
   { name: 'stride', default: 1, choices: [1, 2] },
   { name: 'padding', default: 'same', choices: ['same', 'valid'] },
+  ...TILE_PARAMS,
 ] as const;
 
 /** x, w and dy of a conv2d backward case, with the geometry. */
@@ -192,7 +193,7 @@ const conv2dInputGradCase: KernelCase = {
     const tw = tensor(wt, wShape), tdy = tensor(dy, [geo.N, geo.OH, geo.OW, geo.F]);
     const run = () => conv2dInputGradRaw(tdy, tw, geo);
     return {
-      execute: () => (version ? withConvVersion(version as ConvVersion, run) : run()),
+      execute: () => withTiles(p, () => (version ? withConvVersion(version as ConvVersion, run) : run())),
       reference: () => backwardRef().dx,
       tolerance: 1e-4 * Math.sqrt(geo.KH * geo.KW * geo.F),
       flops: convFlops(geo),
@@ -215,7 +216,7 @@ const conv2dFilterGradCase: KernelCase = {
     const tx = tensor(x, xShape), tdy = tensor(dy, [geo.N, geo.OH, geo.OW, geo.F]);
     const run = () => conv2dFilterGradRaw(tx, tdy, geo);
     return {
-      execute: () => (version ? withConvVersion(version as ConvVersion, run) : run()),
+      execute: () => withTiles(p, () => (version ? withConvVersion(version as ConvVersion, run) : run())),
       reference: () => backwardRef().dw,
       tolerance: 1e-4 * Math.sqrt(geo.N * geo.OH * geo.OW),
       flops: convFlops(geo),

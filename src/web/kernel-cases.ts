@@ -8,7 +8,7 @@ import { tensor } from '../tensor/create.js';
 import { conv2d, conv2dGeometry, conv2dRef, type ConvPadding } from '../ops/conv.js';
 import { type ConvVersion, CONV_VERSIONS, convFlops, withConvVersion } from '../ops/conv-kernels.js';
 import { type MatmulVersion, MATMUL_VERSIONS, matmul, matmulRef, withMatmulVersion } from '../ops/matmul.js';
-import { type KernelCase, randomValues } from './kernel-case.js';
+import { type KernelCase, randomValues, TILE_PARAMS, withTiles } from './kernel-case.js';
 import { MORE_CASES } from './kernel-cases-more.js';
 
 const matmulCase: KernelCase = {
@@ -20,6 +20,7 @@ const matmulCase: KernelCase = {
     { name: 'K', default: 256, min: 1, max: 4096, help: 'columns of A, rows of B' },
     { name: 'N', default: 256, min: 1, max: 4096, help: 'columns of B and C' },
     { name: 'transposeB', default: 'no', choices: ['no', 'yes'], help: 'B is stored [N, K] (as a dense layer\'s backward uses it)' },
+    ...TILE_PARAMS,
   ],
   versions: MATMUL_VERSIONS,
   prepare(p, version) {
@@ -30,7 +31,7 @@ const matmulCase: KernelCase = {
     const ta = tensor(a, [M, K]), tb = tensor(b, bShape);
     const run = () => matmul(ta, tb, { transposeB });
     return {
-      execute: () => (version ? withMatmulVersion(version as MatmulVersion, run) : run()),
+      execute: () => withTiles(p, () => (version ? withMatmulVersion(version as MatmulVersion, run) : run())),
       reference: () => matmulRef(a, [M, K], b, bShape, { transposeB }).data,
       tolerance: 1e-4 * Math.sqrt(K),
       flops: 2 * M * N * K,
@@ -54,6 +55,7 @@ const conv2dCase: KernelCase = {
     { name: 'kernel', default: 3, min: 1, max: 11, help: 'square kernel size' },
     { name: 'stride', default: 1, choices: [1, 2] },
     { name: 'padding', default: 'same', choices: ['same', 'valid'] },
+    ...TILE_PARAMS,
   ],
   versions: CONV_VERSIONS,
   prepare(p, version) {
@@ -63,7 +65,7 @@ const conv2dCase: KernelCase = {
     const tx = tensor(x, [n, h, w, c]), tw = tensor(wt, [k, k, c, f]), tb = tensor(bias, [f]);
     const run = () => conv2d(tx, tw, { ...options, bias: tb, activation: 'relu' });
     return {
-      execute: () => (version ? withConvVersion(version as ConvVersion, run) : run()),
+      execute: () => withTiles(p, () => (version ? withConvVersion(version as ConvVersion, run) : run())),
       reference: () => conv2dRef(x, [n, h, w, c], wt, [k, k, c, f], { ...options, bias, activation: 'relu' }).data,
       tolerance: 1e-4 * Math.sqrt(k * k * c),
       flops: convFlops(conv2dGeometry('conv2d', [n, h, w, c], [k, k, c, f], options)),

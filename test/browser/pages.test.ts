@@ -95,6 +95,17 @@ describe('kernel explorer in Chromium', () => {
       expect(await page.textContent('#source')).toMatch(/@compute/);
     }
     await page.selectOption('#case', 'conv2d');
+    // Tile constants chosen by the user: the run still checks, and the dispatch names the pinned shape.
+    await page.selectOption('#param-WG_X', '32');
+    await page.selectOption('#param-WG_Y', '2');
+    await page.click('#run');
+    await page.waitForSelector('body[data-busy="false"]');
+    const pinned = await page.$$eval('#results tbody tr', (trs) => trs.map((tr) => [(tr as HTMLElement).dataset.check, tr.textContent ?? '']));
+    expect(pinned).toHaveLength(1);
+    expect(pinned[0]![0], pinned[0]![1]).toBe('pass');
+    expect(pinned[0]![1]).toMatch(/WG_X=32,WG_Y=2/);
+    await page.selectOption('#case', 'matmul'); // and back: a fresh table, the automatic shape
+    await page.selectOption('#case', 'conv2d');
     await page.click('#compare');
     await page.waitForSelector('body[data-busy="false"]', { timeout: 120_000 });
     const checks = await page.$$eval('#results tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).dataset.check));

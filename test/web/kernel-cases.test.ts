@@ -97,7 +97,8 @@ describe('each case matches its reference and dispatches only its shaders', () =
 
 test('resolveParams fills defaults and rejects values out of range or not among the choices', () => {
   const matmul = kernelCase('matmul');
-  expect(resolveParams(matmul, { M: '12' })).toEqual({ M: 12, K: 256, N: 256, transposeB: 'no' });
+  expect(resolveParams(matmul, { M: '12' })).toEqual({ M: 12, K: 256, N: 256, transposeB: 'no', WG_X: 'auto', WG_Y: 'auto' });
+  expect(resolveParams(matmul, { WG_X: '32', WG_Y: '2' })).toMatchObject({ WG_X: 32, WG_Y: 2 });
   expect(() => resolveParams(matmul, { M: 0 })).toThrow(/M must be a number in \[1, 4096\]/);
   expect(() => resolveParams(matmul, { K: 4097 })).toThrow(/K must be a number/);
   expect(() => resolveParams(matmul, { N: 'many' })).toThrow(/N must be a number/);

@@ -11,6 +11,7 @@
  * Screenshots of both pages go to test-output/screenshots/.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,6 +80,25 @@ describe('graft serve', () => {
     expect(await rawStatus('/trainer.html')).toBe(200);
     expect((await fetch(server.url, { method: 'POST' })).status).toBe(405);
   });
+});
+
+describe('graft serve from the command line', () => {
+  test('builds the pages if needed, prints its URL, serves, and stops cleanly on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['bin/graft.js', 'serve', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`graft serve printed no URL in 60 s: ${out}`)), 60_000);
+      child.stdout.on('data', () => {
+        const m = /graft serve: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+        if (m) (clearTimeout(timer), resolve(m[1]!));
+      });
+    });
+    expect(await (await fetch(`${url}trainer.html`)).text()).toMatch(/Graft trainer/);
+    expect((await fetch(`${url}trainer-worker.js`)).status).toBe(200);
+    const code = await new Promise<number | null>((resolve) => (child.once('exit', (c) => resolve(c)), child.kill('SIGTERM')));
+    expect(code).toBe(0);
+  }, 90_000);
 });
 
 describe('kernel explorer in Chromium', () => {

@@ -190,7 +190,7 @@ export function checkDatasetOptions(fn: string, options: ImageDatasetOptions) {
   // As Keras: shuffling without a seed draws one, so the orders are fixed for this dataset object.
   if (seed === undefined) seed = Math.floor(Math.random() * 2 ** 31);
 
-  return { validationSplit, subset, imageSize, batchSize, shuffle, labelMode, preprocessing, augment, crop, onWarning, seed };
+  return { fn, validationSplit, subset, imageSize, batchSize, shuffle, labelMode, preprocessing, augment, crop, onWarning, seed };
 }
 
 /**
@@ -204,7 +204,7 @@ export function splitImageEntries(
   o: ReturnType<typeof checkDatasetOptions>,
   skippedAtIndex: string[],
 ): ImageDataset | [ImageDataset, ImageDataset] {
-  const { validationSplit, subset, imageSize, batchSize, shuffle, labelMode, preprocessing, augment, crop, onWarning, seed } = o;
+  const { fn, validationSplit, subset, imageSize, batchSize, shuffle, labelMode, preprocessing, augment, crop, onWarning, seed } = o;
   if (shuffle) shuffleInPlace(entries, mulberry32(seed));
   const numVal = validationSplit === undefined ? 0 : Math.floor(validationSplit * entries.length);
   const training = entries.slice(0, entries.length - numVal);
@@ -212,7 +212,7 @@ export function splitImageEntries(
 
   const make = (files: ImageEntry[], salt: number, augmentation: Augmentation | undefined): ImageDataset =>
     makeDataset(source, files, {
-      fn: source === 'the given files' ? 'imageDatasetFromFiles' : 'imageDatasetFromDirectory', classNames, seed, salt, imageSize, batchSize, shuffle, labelMode, preprocessing,
+      fn, classNames, seed, salt, imageSize, batchSize, shuffle, labelMode, preprocessing,
       augment: augmentation, cropToAspectRatio: crop, onWarning, skipped: [...skippedAtIndex],
     });
   if (subset === 'both') return [make(training, 1, augment), make(validation, 2, augment)];
@@ -259,8 +259,9 @@ export function imageDatasetFromFiles(files: ImageFile[], options: ImageDatasetO
       else skipped.push(f.name);
     }
   });
-  if (skipped.length > 0) o.onWarning(skipWarning(fn, 'the given files', skipped, 'that are not JPEG or PNG images'));
-  return splitImageEntries('the given files', entries, classNames, o, skipped);
+  const source = 'the given files';
+  if (skipped.length > 0) o.onWarning(skipWarning(fn, source, skipped, 'that are not JPEG or PNG images'));
+  return splitImageEntries(source, entries, classNames, o, skipped);
 }
 
 interface DatasetConfig {

@@ -17,7 +17,7 @@ import { type Augmentation, type ImageDataset, imageDatasetFromDirectory } from 
 import type { Preprocessing } from '../data/image.js';
 import { Adam } from '../train/optimizers.js';
 import { EarlyStopping, type Callback } from '../train/callbacks.js';
-import { type BatchSource, fit, type PrebuiltCaches, predictLabelled } from '../train/fit.js';
+import { type BatchSource, cacheProgress, fit, type PrebuiltCaches, predictLabelled } from '../train/fit.js';
 import { fineTune, fineTuneFrontier } from '../train/transfer.js';
 import { restoreCheckpoint } from '../train/checkpoint.js';
 import { writeRunReport } from '../report/run-report.js';
@@ -143,12 +143,10 @@ export async function runTrain(args: ParsedArgs, argv: string[]): Promise<void> 
   if (config.cacheViews > 0) {
     const t = performance.now();
     const at = config.fineTuneLayers > 0 ? fineTuneFrontier(model, config.fineTuneLayers) : model.constantFrontier();
-    const report = (view: number) => (i: { view: number; step: number; examples: number; total?: number }) =>
-      onProgress({ phase: 'cache', epoch: view < 0 ? -1 : i.view, step: i.step, examples: i.examples, ...(i.total === undefined ? {} : { total: i.total }) });
     const store = config.featureCache ?? null;
     const log = (line: string) => bar.log(line);
-    const trainCache = await cachedFeatures(store, 'train', model, train, config, { at, views: config.cacheViews, seed: config.seed, onBatch: report(0) }, log);
-    const valCache = await cachedFeatures(store, 'validation', model, val, config, { at, shuffle: false, onBatch: report(-1) }, log);
+    const trainCache = await cachedFeatures(store, 'train', model, train, config, { at, views: config.cacheViews, seed: config.seed, onBatch: cacheProgress(onProgress, false) }, log);
+    const valCache = await cachedFeatures(store, 'validation', model, val, config, { at, shuffle: false, onBatch: cacheProgress(onProgress, true) }, log);
     caches = { train: trainCache, validation: valCache };
     timings.caching = (performance.now() - t) / 1000;
     bar.log(`cached ${at.map((s) => `${s.layer.name} [${s.shape.join('×')}]`).join(', ')} for ${trainCache.viewCount} view(s) of ${trainCache.size} + ${valCache.size} images (${(((trainCache.bytes + valCache.bytes) / 2 ** 20)).toFixed(0)} MiB) in ${timings.caching.toFixed(1)} s`);

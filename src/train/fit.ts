@@ -169,6 +169,15 @@ export interface ProgressEvent {
   metrics?: () => Promise<{ loss: number; accuracy: number }>;
 }
 
+/**
+ * `FeatureCache.build`'s `onBatch` as progress events of phase 'cache': `epoch` is the augmented view being
+ * cached, or -1 for a validation set (one unaugmented pass).
+ */
+export function cacheProgress(onProgress: ((e: ProgressEvent) => void) | undefined, validation: boolean) {
+  return (i: { view: number; step: number; examples: number; total?: number }): void =>
+    onProgress?.({ phase: 'cache', epoch: validation ? -1 : i.view, step: i.step, examples: i.examples, ...(i.total === undefined ? {} : { total: i.total }) });
+}
+
 /** Caches built beforehand (FeatureCache.build), e.g. to share one between head training and fine-tuning. */
 export interface PrebuiltCaches {
   train: FeatureCache;
@@ -226,10 +235,8 @@ export async function fit(model: Model, train: BatchSource, options: FitOptions)
     validation = caching.validation;
   } else if (caching && epochs > initialEpoch) {
     const { views = 1, seed = 0 } = caching === true ? {} : caching;
-    const report = (epoch: number) => (i: { step: number; examples: number; total?: number; view?: number }) =>
-      onProgress?.({ phase: 'cache', epoch: i.view ?? epoch, step: i.step, examples: i.examples, ...(i.total === undefined ? {} : { total: i.total }) });
-    train = await FeatureCache.build(model, train, { views, seed, onBatch: report(0) });
-    if (validation) validation = await FeatureCache.build(model, validation, { shuffle: false, onBatch: report(-1) });
+    train = await FeatureCache.build(model, train, { views, seed, onBatch: cacheProgress(onProgress, false) });
+    if (validation) validation = await FeatureCache.build(model, validation, { shuffle: false, onBatch: cacheProgress(onProgress, true) });
   }
   const history: History = { epoch: [], loss: [], accuracy: [], val_loss: [], val_accuracy: [] };
   const context = { model, optimizer };

@@ -14,7 +14,7 @@ import { decodeImage, preprocess, resizeBilinear, type Preprocessing } from '../
 import { imageDatasetFromFiles } from '../data/labelled-images.js';
 import { createTransferModel, fineTune, fineTuneFrontier, type TransferModel } from '../train/transfer.js';
 import { FeatureCache } from '../train/feature-cache.js';
-import { arrayBatches, argmaxRows, fit, type History, predict, predictLabelled, type ProgressEvent } from '../train/fit.js';
+import { arrayBatches, argmaxRows, cacheProgress, fit, type History, predict, predictLabelled, type ProgressEvent } from '../train/fit.js';
 import type { Callback } from '../train/callbacks.js';
 import { Adam } from '../train/optimizers.js';
 import { classificationReport, reportToMarkdown } from '../report/metrics.js';
@@ -94,10 +94,8 @@ async function train(s: TrainerSettings, images: { name: string; className: stri
   // Features of the frozen part, once: at the cut where fine-tuning will begin, so both phases use them.
   let t = performance.now();
   const at = s.fineTuneLayers > 0 ? fineTuneFrontier(model, s.fineTuneLayers) : model.constantFrontier();
-  const report = (view: number) => (i: { view: number; step: number; examples: number; total?: number }) =>
-    onProgress({ phase: 'cache', epoch: view < 0 ? -1 : i.view, step: i.step, examples: i.examples, ...(i.total === undefined ? {} : { total: i.total }) });
-  const trainCache = await FeatureCache.build(model, trainSet, { at, views: s.cacheViews, seed: s.seed, onBatch: report(0) });
-  const valCache = await FeatureCache.build(model, valSet, { at, shuffle: false, onBatch: report(-1) });
+  const trainCache = await FeatureCache.build(model, trainSet, { at, views: s.cacheViews, seed: s.seed, onBatch: cacheProgress(onProgress, false) });
+  const valCache = await FeatureCache.build(model, valSet, { at, shuffle: false, onBatch: cacheProgress(onProgress, true) });
   log(`cached ${at.map((a) => `${a.layer.name} [${a.shape.join('×')}]`).join(', ')} for ${trainCache.viewCount} view(s) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
   const history: History = { epoch: [], loss: [], accuracy: [], val_loss: [], val_accuracy: [] };

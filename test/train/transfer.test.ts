@@ -17,7 +17,7 @@ import { Activation, Add } from '../../src/nn/layers/core.js';
 import { Conv2D } from '../../src/nn/layers/convolutional.js';
 import { BatchNormalization } from '../../src/nn/layers/normalization.js';
 import { Adam } from '../../src/train/optimizers.js';
-import { arrayBatches, type BatchSource, fit } from '../../src/train/fit.js';
+import { arrayBatches, type BatchSource, cacheProgress, fit, type ProgressEvent } from '../../src/train/fit.js';
 import { FeatureCache } from '../../src/train/feature-cache.js';
 import { ModelCheckpoint, manifestPath, WeightSnapshot } from '../../src/train/callbacks.js';
 import { restoreCheckpoint } from '../../src/train/checkpoint.js';
@@ -169,6 +169,14 @@ describe('feature caching', () => {
       expect(values.at(-1)!.accuracy).toBeCloseTo(history.accuracy[epoch]!, 6);
     }
     m.dispose();
+  });
+
+  test('caching progress: the view being cached, or -1 for a validation set', () => {
+    const events: ProgressEvent[] = [];
+    const info = { view: 1, step: 2, examples: 8, total: 16 };
+    cacheProgress((e) => events.push(e), false)(info);
+    cacheProgress((e) => events.push(e), true)(info);
+    expect(events).toEqual([{ phase: 'cache', epoch: 1, step: 2, examples: 8, total: 16 }, { phase: 'cache', epoch: -1, step: 2, examples: 8, total: 16 }]);
   });
 
   test('refuses to cache through trainable layers', async () => {

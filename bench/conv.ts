@@ -37,7 +37,7 @@ import {
 import { gflops, timeRuns } from './lib/timing.js';
 import { randomData } from './lib/data.js';
 import { type Cell, type Column, printTable, writeJson } from './lib/table.js';
-import { type Tf, loadTfjsWebgpu } from './lib/tfjs.js';
+import { type Tf, loadTfjsWebgpu, tfjsSync } from './lib/tfjs.js';
 import { type Layer, modelLayers, MODELS, type ModelName } from './lib/conv-layers.js';
 
 export const description = 'conv2d forward/backward GFLOP/s on VGG16 and ResNet50 layers vs tfjs-webgpu';
@@ -151,24 +151,6 @@ type TfTensor = { dispose(): void; data(): Promise<unknown> };
 
 const tfPad = (p: ConvPadding) => (typeof p === 'string' ? p : ([[0, 0], p[0], p[1], [0, 0]] as [[number, number], [number, number], [number, number], [number, number]]));
 
-/**
- * Waits for tfjs's queued GPU work without reading `t` back, where the backend lets us: the steps of its
- * own read path (close the pass, submit) followed by onSubmittedWorkDone. Elsewhere, reads `t` back.
- */
-async function tfSync(tf: Tf, t: TfTensor): Promise<void> {
-  const b = tf.backend() as unknown as {
-    ensureCommandEncoderReady?: () => void; endComputePassEncoder?: () => void; submitQueue?: () => void; device?: GPUDevice;
-  };
-  if (b.device && b.ensureCommandEncoderReady && b.endComputePassEncoder && b.submitQueue) {
-    b.ensureCommandEncoderReady();
-    b.endComputePassEncoder();
-    b.submitQueue();
-    await b.device.queue.onSubmittedWorkDone();
-  } else {
-    await t.data();
-  }
-}
-
 interface RowResult {
   layer: Layer;
   geometry: ConvGeometry;
@@ -239,7 +221,7 @@ async function measure(layer: Layer, batch: number, opts: Options, tf: Tf | null
     try {
       const run = async () => {
         const y = tf.fused.conv2d({ x: tx, filter: tw, strides: layer.stride, pad, bias: tb, activation: layer.activation === 'relu' ? 'relu' : 'linear' });
-        await tfSync(tf, y);
+        await tfjsSync(tf, y);
         y.dispose();
       };
       await run();
@@ -253,7 +235,7 @@ async function measure(layer: Layer, batch: number, opts: Options, tf: Tf | null
         const run = async () => {
           const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy: tdy, filter: tw }, { ...attrs, inputShape: xShape } as never) as unknown as TfTensor;
           const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x: tx, dy: tdy }, { ...attrs, filterShape: wShape } as never) as unknown as TfTensor;
-          await tfSync(tf, dw);
+          await tfjsSync(tf, dw);
           dx.dispose();
           dw.dispose();
         };

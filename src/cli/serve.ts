@@ -99,8 +99,9 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
 }
 
 function sendFile(req: IncomingMessage, res: ServerResponse, file: string | null): void {
-  if (!file || !existsSync(file) || !statSync(file).isFile()) return send(res, 404, 'not found\n');
-  res.writeHead(200, { 'content-type': TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream', 'content-length': statSync(file).size, 'cache-control': 'no-cache' });
+  const stat = file ? statSync(file, { throwIfNoEntry: false }) : undefined;
+  if (!file || !stat?.isFile()) return send(res, 404, 'not found\n');
+  res.writeHead(200, { 'content-type': TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream', 'content-length': stat.size, 'cache-control': 'no-cache' });
   if (req.method === 'HEAD') return void res.end();
   createReadStream(file).pipe(res);
 }

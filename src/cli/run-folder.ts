@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { GraftError, GraftFormatError } from '../errors.js';
 import { writeFileAtomic } from '../weights/files.js';
 import { type Callback, type Logs, ModelCheckpoint, manifestPath, type TrainContext } from '../train/callbacks.js';
-import type { History } from '../train/fit.js';
+import { type History, recordEpoch } from '../train/fit.js';
 
 export type Phase = 'head' | 'fine-tune' | 'done';
 
@@ -30,10 +30,6 @@ export interface RunState {
   /** Manifest of the latest checkpoint, and the phase whose optimizer state it holds. */
   checkpoint: string | null;
   checkpointPhase: Phase | null;
-}
-
-export function emptyHistory(): History {
-  return { epoch: [], loss: [], accuracy: [], val_loss: [], val_accuracy: [] };
 }
 
 const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n');
@@ -79,14 +75,7 @@ export class RunCheckpoint implements Callback {
 
   async onEpochEnd(epoch: number, logs: Logs, context: TrainContext): Promise<void> {
     await this.writer.onEpochEnd(epoch, logs, context);
-    const h = this.state.history;
-    h.epoch.push(epoch);
-    h.loss.push(logs.loss!);
-    h.accuracy.push(logs.accuracy!);
-    if (logs.val_loss !== undefined) {
-      h.val_loss.push(logs.val_loss);
-      h.val_accuracy.push(logs.val_accuracy!);
-    }
+    recordEpoch(this.state.history, epoch, logs);
     this.state.nextEpoch = epoch + 1;
     this.state.phase = this.phase;
     this.state.checkpoint = manifestPath(join(this.dir, `epoch-${epoch}.safetensors`));

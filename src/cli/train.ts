@@ -17,13 +17,13 @@ import { type Augmentation, type ImageDataset, imageDatasetFromDirectory } from 
 import type { Preprocessing } from '../data/image.js';
 import { Adam } from '../train/optimizers.js';
 import { EarlyStopping, type Callback } from '../train/callbacks.js';
-import { type BatchSource, cacheProgress, fit, type PrebuiltCaches, predictLabelled } from '../train/fit.js';
+import { type BatchSource, cacheProgress, emptyHistory, fit, type PrebuiltCaches, predictLabelled } from '../train/fit.js';
 import { fineTune, fineTuneFrontier } from '../train/transfer.js';
 import { restoreCheckpoint } from '../train/checkpoint.js';
 import { writeRunReport } from '../report/run-report.js';
 import type { CommandSpec, ParsedArgs } from './args.js';
 import { ProgressBar } from './progress.js';
-import { emptyHistory, readJson, readState, RunCheckpoint, type RunState, writeJson } from './run-folder.js';
+import { readJson, readState, RunCheckpoint, type RunState, writeJson } from './run-folder.js';
 import { buildRunModel, preprocessingOf, type RunConfig, runConfigFrom, saveFinalModel } from './run-config.js';
 import { cachedFeatures } from './feature-store.js';
 

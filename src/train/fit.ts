@@ -149,6 +149,21 @@ export interface History {
   val_accuracy: number[];
 }
 
+export function emptyHistory(): History {
+  return { epoch: [], loss: [], accuracy: [], val_loss: [], val_accuracy: [] };
+}
+
+/** Appends an epoch's logs to `history` (the val_* entries when the epoch was validated). */
+export function recordEpoch(history: History, epoch: number, logs: Logs): void {
+  history.epoch.push(epoch);
+  history.loss.push(logs.loss!);
+  history.accuracy.push(logs.accuracy!);
+  if (logs.val_loss !== undefined) {
+    history.val_loss.push(logs.val_loss);
+    history.val_accuracy.push(logs.val_accuracy!);
+  }
+}
+
 /** What `onProgress` hears: each step of the caching passes, of training and of validation. */
 export interface ProgressEvent {
   phase: 'cache' | 'train' | 'validate';
@@ -238,7 +253,7 @@ export async function fit(model: Model, train: BatchSource, options: FitOptions)
     train = await FeatureCache.build(model, train, { views, seed, onBatch: cacheProgress(onProgress, false) });
     if (validation) validation = await FeatureCache.build(model, validation, { shuffle: false, onBatch: cacheProgress(onProgress, true) });
   }
-  const history: History = { epoch: [], loss: [], accuracy: [], val_loss: [], val_accuracy: [] };
+  const history = emptyHistory();
   const context = { model, optimizer };
   for (const c of callbacks) await c.onTrainBegin?.(context);
   try {
@@ -311,13 +326,7 @@ export async function fit(model: Model, train: BatchSource, options: FitOptions)
         logs.val_loss = v.loss;
         logs.val_accuracy = v.accuracy;
       }
-      history.epoch.push(epoch);
-      history.loss.push(logs.loss!);
-      history.accuracy.push(logs.accuracy!);
-      if (validation) {
-        history.val_loss.push(logs.val_loss!);
-        history.val_accuracy.push(logs.val_accuracy!);
-      }
+      recordEpoch(history, epoch, logs);
       let stop = false;
       for (const c of callbacks) if ((await c.onEpochEnd?.(epoch, logs, context)) === 'stop') stop = true;
       if (stop) break;

@@ -14,7 +14,7 @@ import { decodeImage, preprocess, resizeBilinear, type Preprocessing } from '../
 import { imageDatasetFromFiles } from '../data/labelled-images.js';
 import { createTransferModel, fineTune, fineTuneFrontier, type TransferModel } from '../train/transfer.js';
 import { FeatureCache } from '../train/feature-cache.js';
-import { arrayBatches, argmaxRows, cacheProgress, fit, type History, predict, predictLabelled, type ProgressEvent } from '../train/fit.js';
+import { arrayBatches, argmaxRows, cacheProgress, emptyHistory, fit, predict, predictLabelled, type ProgressEvent, recordEpoch } from '../train/fit.js';
 import type { Callback } from '../train/callbacks.js';
 import { Adam } from '../train/optimizers.js';
 import { classificationReport, reportToMarkdown } from '../report/metrics.js';
@@ -98,15 +98,11 @@ async function train(s: TrainerSettings, images: { name: string; className: stri
   const valCache = await FeatureCache.build(model, valSet, { at, shuffle: false, onBatch: cacheProgress(onProgress, true) });
   log(`cached ${at.map((a) => `${a.layer.name} [${a.shape.join('×')}]`).join(', ')} for ${trainCache.viewCount} view(s) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-  const history: History = { epoch: [], loss: [], accuracy: [], val_loss: [], val_accuracy: [] };
+  const history = emptyHistory();
   const fineTuneFrom = s.fineTuneLayers > 0 ? s.epochs : null;
   const epochEnd: Callback = {
     onEpochEnd(epoch, logs) {
-      history.epoch.push(epoch);
-      history.loss.push(logs.loss!);
-      history.accuracy.push(logs.accuracy!);
-      history.val_loss.push(logs.val_loss!);
-      history.val_accuracy.push(logs.val_accuracy!);
+      recordEpoch(history, epoch, logs);
       log(`epoch ${epoch + 1}/${totalEpochs}: loss ${logs.loss!.toFixed(4)}, accuracy ${logs.accuracy!.toFixed(4)}, val_loss ${logs.val_loss!.toFixed(4)}, val_accuracy ${logs.val_accuracy!.toFixed(4)}`);
       const marker = fineTuneFrom !== null && epoch >= fineTuneFrom ? { marker: { at: fineTuneFrom - 1, label: 'start fine-tuning' } } : {};
       const png = plotTrainingHistory(history, { title: `${s.base} transfer learning`, ...marker });

@@ -4,27 +4,16 @@
  * only draws what the worker reports.
  */
 import type { History } from '../train/fit.js';
+import type { RunConfig } from '../cli/run-config.js';
 
-export interface TrainerSettings {
-  base: 'resnet50' | 'vgg16';
+/** The settings `graft train` takes that the page offers too (same names and meaning as config.json's). */
+type SharedSettings = 'base' | 'imageSize' | 'batchSize' | 'epochs' | 'lr' | 'head' | 'dropout' | 'fineTuneLayers' | 'fineTuneEpochs' | 'fineTuneLr' | 'validationSplit' | 'cacheViews' | 'seed';
+
+export interface TrainerSettings extends Pick<RunConfig, SharedSettings> {
   /** URL of the base's weights (safetensors, from `graft serve`'s /weights/), or null for random weights. */
   weightsUrl: string | null;
-  imageSize: number;
-  batchSize: number;
-  epochs: number;
-  lr: number;
-  head: number[];
-  dropout: number;
-  /** 0: no fine-tuning. */
-  fineTuneLayers: number;
-  fineTuneEpochs: number;
-  fineTuneLr: number;
-  validationSplit: number;
-  /** Random left-right flips of the training images. */
+  /** Random left-right flips of the training images (graft train's --augment flip). */
   flip: boolean;
-  /** Augmented views of the training set whose base features are cached. */
-  cacheViews: number;
-  seed: number;
   /** Where the images came from, for the checkpoint's metadata (e.g. "bundled: hymenoptera-mini"). */
   dataName: string;
 }

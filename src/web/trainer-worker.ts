@@ -164,12 +164,10 @@ async function load(name: string, bytes: ArrayBuffer): Promise<void> {
 
 /** The run's settings in `graft train`'s config.json form, for the checkpoint's metadata. */
 function runConfigOf(s: TrainerSettings, classNames: string[], preprocessing: Preprocessing): RunConfig {
+  const { weightsUrl, flip, dataName, ...shared } = s;
   return {
-    format: 'graft-run', data: s.dataName, valData: null, validationSplit: s.validationSplit, base: s.base,
-    weights: s.weightsUrl ? `weights/${s.weightsUrl.split('/').pop()}` : null, imageSize: s.imageSize, batchSize: s.batchSize,
-    epochs: s.epochs, lr: s.lr, head: s.head, dropout: s.dropout, fineTuneLayers: s.fineTuneLayers, fineTuneEpochs: s.fineTuneEpochs,
-    fineTuneLr: s.fineTuneLr, augment: s.flip ? 'flip' : 'none', cacheViews: s.cacheViews, patience: 0, clipNorm: null, skipNonFinite: false,
-    seed: s.seed, classNames, preprocessing,
+    format: 'graft-run', ...shared, data: dataName, valData: null, weights: weightsUrl ? `weights/${weightsUrl.split('/').pop()}` : null,
+    augment: flip ? 'flip' : 'none', patience: 0, clipNorm: null, skipNonFinite: false, classNames, preprocessing,
   };
 }
 

@@ -39,7 +39,8 @@ export const adaptCommand: CommandSpec = {
     'samples-target': { type: 'number', help: 'target training images (0 = protocol default, as above)', default: 0 },
     'coral-weight': { type: 'number', help: 'α, the weight of the CORAL loss (method coral); 100 brings it to the size of the label loss for the LeNet features', default: 100 },
     'lambda-max': { type: 'number', help: 'the largest gradient-reversal λ (method dann): λ = max · (2/(1+exp(−10p)) − 1)', default: 1 },
-    'batch-norm': { type: 'boolean', help: 'batch normalisation after each convolution of the LeNet extractor' },
+    'batch-norm': { type: 'boolean', help: 'batch normalisation after each convolution of the LeNet extractor, with per-domain statistics (AdaBN on the target)' },
+    'mixed-batch-statistics': { type: 'boolean', help: 'with --batch-norm: normalise each batch with the statistics of both domains together instead' },
     'image-size': { type: 'number', help: 'side of the square images both domains are resized to', default: 28 },
     'data-root': { type: 'string', help: 'folder holding mnist/ and usps/', default: '../shared/data' },
     quiet: { type: 'boolean', help: 'no per-epoch progress lines' },
@@ -106,6 +107,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
     coralWeight: o['coral-weight'] as number,
     lambdaMax: o['lambda-max'] as number,
     batchNorm: o['batch-norm'] === true,
+    ...(o['mixed-batch-statistics'] === true ? { perDomainStatistics: false } : {}),
     onEpoch: (log) => {
       if (!quiet) console.log(progressLine(log, epochs, method));
     },
@@ -128,7 +130,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
     lr: o.lr ?? (optimizer === 'sgd' ? 0.01 : 0.001),
     coralWeight: method === 'coral' ? o['coral-weight'] : undefined,
     lambdaMax: method === 'dann' ? o['lambda-max'] : undefined,
-    batchNorm: o['batch-norm'] === true,
+    batchNorm: o['batch-norm'] === true ? (o['mixed-batch-statistics'] === true ? 'mixed statistics' : 'per-domain statistics') : false,
     samples: { source: sourceTrain.count, target: targetTrain.count, targetTest: targetTest.count },
     evaluation: 'target test split (labels used only for this score)',
     targetAccuracy: last.targetAccuracy,

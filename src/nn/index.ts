@@ -6,3 +6,4 @@ export * from './layers/pooling.js';
 export * from './layers/dropout.js';
 export * from './layers/normalization.js';
 export * from './gradient-reversal.js';
+export * from './batchnorm-statistics.js';

@@ -33,6 +33,7 @@ import { dannLambda } from '../nn/gradient-reversal.js';
 import { type AdaptBatch, type DannNetwork, type DannNetworkOptions, buildDannNetwork, dannLearningRate, dannLosses, dannParameters } from './dann.js';
 import { coralLosses } from './coral.js';
 import { argmaxRows } from './batches.js';
+import { recomputeBatchNormStatistics } from '../nn/batchnorm-statistics.js';
 
 export { buildDannNetwork, dannLearningRate, dannLosses, dannParameters, disposeDannNetwork, lenetExtractor } from './dann.js';
 export type { AdaptBatch, DannNetwork, DannNetworkOptions, StepLosses } from './dann.js';
@@ -70,6 +71,11 @@ export interface AdaptOptions {
   seed?: number;
   /** Batch normalisation after each convolution of the default LeNet extractor. Default false. */
   batchNorm?: boolean;
+  /**
+   * With batch norm in the extractor: normalise each domain with its own batch statistics in training and
+   * predict on the target with the target's (AdaBN). Default true; false mixes both halves in one batch.
+   */
+  perDomainStatistics?: boolean;
   /** Network shape (the extractor defaults to the LeNet of the DANN paper for the images' shape). */
   network?: Partial<Omit<DannNetworkOptions, 'classes' | 'seed'>>;
   /** Called after every epoch (e.g. to print a progress line). */
@@ -98,7 +104,7 @@ export interface AdaptResult {
   network: DannNetwork;
 }
 
-const OPTION_KEYS = ['method', 'epochs', 'batchSize', 'lr', 'lrSchedule', 'optimizer', 'momentum', 'lambdaGamma', 'lambdaMax', 'coralWeight', 'seed', 'batchNorm', 'network', 'onEpoch'];
+const OPTION_KEYS = ['method', 'epochs', 'batchSize', 'lr', 'lrSchedule', 'optimizer', 'momentum', 'lambdaGamma', 'lambdaMax', 'coralWeight', 'seed', 'batchNorm', 'perDomainStatistics', 'network', 'onEpoch'];
 
 function checkSet(name: string, set: ImageSet, needLabels: boolean): number {
   const per = set.imageShape.reduce((a, b) => a * b, 1);
@@ -134,6 +140,22 @@ export async function predictClasses(net: DannNetwork, set: ImageSet, batchSize 
   return out;
 }
 
+/**
+ * AdaBN: sets the extractor's batch-norm moving statistics to those of `set` (the unlabelled target training
+ * images), so that predicting on the target normalises it as training did (src/nn/batchnorm-statistics.ts).
+ */
+export function useDomainStatistics(net: DannNetwork, set: ImageSet, batchSize = 250): void {
+  const per = set.imageShape.reduce((a, b) => a * b, 1);
+  // Whole batches only (a short last batch would weigh as much as a full one); one short batch if that is all.
+  const count = Math.min(batchSize, set.count);
+  function* batches() {
+    for (let start = 0; start + count <= set.count; start += count) {
+      yield tensor(set.images.subarray(start * per, (start + count) * per), [count, ...set.imageShape]);
+    }
+  }
+  recomputeBatchNormStatistics(net.extractor, batches());
+}
+
 export function accuracyOf(predictions: Int32Array, labels: Int32Array): number {
   let hits = 0;
   for (let i = 0; i < labels.length; i++) if (predictions[i] === labels[i]) hits++;
@@ -161,7 +183,13 @@ export async function adapt(source: ImageSet, target: ImageSet, targetTest: Imag
   for (const l of source.labels!) classes = Math.max(classes, l + 1);
   for (const l of targetTest.labels!) classes = Math.max(classes, l + 1);
 
-  const net = buildDannNetwork({ extractor: { inputShape: source.imageShape, batchNorm: options.batchNorm ?? false }, ...options.network, classes, seed });
+  const net = buildDannNetwork({
+    extractor: { inputShape: source.imageShape, batchNorm: options.batchNorm ?? false },
+    ...options.network,
+    classes,
+    seed,
+    perDomainStatistics: options.perDomainStatistics,
+  });
   const params = dannParameters(net);
   const optimizer = optName === 'sgd' ? new SGD(params, { lr: lr0, momentum }) : new Adam(params, { lr: lr0 });
 
@@ -225,6 +253,7 @@ export async function adapt(source: ImageSet, target: ImageSet, targetTest: Imag
       optimizer.zeroGrad();
       const sums = await totals!.floats();
       totals!.dispose();
+      if (net.perDomainStatistics) useDomainStatistics(net, target);
       predictions = await predictClasses(net, targetTest);
       const log: AdaptEpochLog = {
         epoch: epoch + 1,

@@ -46,6 +46,7 @@ import type { Layer } from '../nn/layer.js';
 import { Conv2D } from '../nn/layers/convolutional.js';
 import { MaxPooling2D } from '../nn/layers/pooling.js';
 import { GradientReversal } from '../nn/gradient-reversal.js';
+import { batchNormLayers } from '../nn/batchnorm-statistics.js';
 
 /** The paper's annealed learning rate μ_p = μ0 / (1 + α·p)^β, α = 10, β = 0.75. */
 export function dannLearningRate(progress: number, lr0: number, alpha = 10, beta = 0.75): number {
@@ -68,6 +69,13 @@ export interface DannNetwork {
   reversal: GradientReversal;
   featureSize: number;
   classes: number;
+  /**
+   * The extractor sees the source and the target half in two separate calls, so that each batch-norm layer
+   * normalises each domain with its own batch statistics (and `adapt` sets the moving statistics to the
+   * target's before predicting on it: AdaBN). True when the extractor has trainable batch norm, unless
+   * `perDomainStatistics: false` was asked for. Without batch norm the two ways compute the same.
+   */
+  perDomainStatistics: boolean;
 }
 
 export interface DannNetworkOptions {
@@ -80,6 +88,8 @@ export interface DannNetworkOptions {
   domainHidden?: number[];
   /** Seed of every initialiser (each layer gets its own derived seed). Default 0. */
   seed?: number;
+  /** Per-domain batch-norm statistics (see DannNetwork.perDomainStatistics). Default true. */
+  perDomainStatistics?: boolean;
 }
 
 /**
@@ -116,6 +126,10 @@ export function buildDannNetwork(options: DannNetworkOptions): DannNetwork {
     throw new ShapeError(`buildDannNetwork: the extractor must output flat features [featureSize]; its output is [${outShape.join(', ')}] (add a Flatten or a global pooling layer).`);
   }
   const featureSize = outShape[0]!;
+  const hasBatchNorm = batchNormLayers(extractor).length > 0;
+  if (options.perDomainStatistics !== undefined && !hasBatchNorm) {
+    throw new ArgumentError('buildDannNetwork: perDomainStatistics is about batch-norm statistics and needs an extractor with trainable batch normalisation (e.g. the LeNet with batchNorm: true).');
+  }
   return {
     extractor,
     classifier: mlpHead(featureSize, classifierHidden, classes, seed * 16 + 4),
@@ -123,6 +137,7 @@ export function buildDannNetwork(options: DannNetworkOptions): DannNetwork {
     reversal: new GradientReversal(0),
     featureSize,
     classes,
+    perDomainStatistics: hasBatchNorm && options.perDomainStatistics !== false,
   };
 }
 
@@ -175,14 +190,16 @@ function domainCorrectCount(logits: Tensor, targets: Tensor): Tensor {
 }
 
 /**
- * The DANN forward pass for one batch: features of both halves in one extractor call, the label loss on the
+ * The DANN forward pass for one batch: features of both halves (in one extractor call, or one per domain
+ * with per-domain batch-norm statistics), the label loss on the
  * source rows, and the domain loss through R_λ on all rows. `total` = label + domain (λ lives in R_λ).
  * `domainTargets` is [nS + nT, 1]: 0 for the source rows, 1 for the target rows.
  */
 export function dannLosses(net: DannNetwork, batch: AdaptBatch, domainTargets: Tensor, training = true): StepLosses {
   const nS = batch.xs.shape[0]!;
-  const x = concat([batch.xs, batch.xt], 0);
-  const features = net.extractor.call(x, { training });
+  const features = net.perDomainStatistics
+    ? concat([net.extractor.call(batch.xs, { training }), net.extractor.call(batch.xt, { training })], 0)
+    : net.extractor.call(concat([batch.xs, batch.xt], 0), { training });
   const sourceFeatures = slice(features, [0, 0], [nS, net.featureSize]);
   const logits = net.classifier.call(sourceFeatures, { training });
   const label = softmaxCrossEntropy(logits, batch.ys);

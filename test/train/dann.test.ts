@@ -23,7 +23,8 @@ import { MaxPooling2D } from '../../src/nn/layers/pooling.js';
 import { dannLambda } from '../../src/nn/gradient-reversal.js';
 import { SGD } from '../../src/train/optimizers.js';
 import { type DannNetwork, buildDannNetwork, dannLearningRate, dannLosses, dannParameters, disposeDannNetwork } from '../../src/train/dann.js';
-import { type ImageSet, adapt } from '../../src/train/adapt.js';
+import { type ImageSet, adapt, useDomainStatistics } from '../../src/train/adapt.js';
+import { batchNormLayers } from '../../src/nn/batchnorm-statistics.js';
 import { memory } from '../../src/tensor/memory.js';
 import { main } from '../../src/cli/main.js';
 
@@ -67,6 +68,29 @@ describe('the network', () => {
       disposeDannNetwork(net);
     }
     expect(() => buildDannNetwork({ extractor: new Sequential([new MaxPooling2D({ poolSize: 2 })], { inputShape: [4, 4, 1] }), classes: 2 })).toThrow(/flat features/);
+  });
+
+  test('with batch norm each domain is normalised by its own batch statistics (per domain), unless mixed is asked for', async () => {
+    const xs = tensor(randomData(4 * 28 * 28, 21, 0, 1), [4, 28, 28, 1]).keep();
+    const xt = tensor(randomData(4 * 28 * 28, 22, 0, 1).map((v) => 0.3 + 0.5 * v), [4, 28, 28, 1]).keep();
+    const batch = { xs, xt, ys: tensor(Int32Array.from([0, 1, 2, 3]), [4], 'i32').keep(), ysHot: tensor(new Float32Array(40), [4, 10]).keep() };
+    const domainTargets = tensor(Float32Array.from([0, 0, 0, 0, 1, 1, 1, 1]), [8, 1]).keep();
+    const sourceRows = async (perDomainStatistics: boolean) => {
+      const net = buildDannNetwork({ extractor: { inputShape: [28, 28, 1], batchNorm: true }, classes: 10, seed: 3, perDomainStatistics });
+      expect(net.perDomainStatistics).toBe(perDomainStatistics);
+      const [fromStep, alone] = tidy(() => [dannLosses(net, batch, domainTargets).features, net.extractor.call(xs, { training: true })]);
+      const rows = { step: (await fromStep!.floats()).slice(0, 4 * net.featureSize), alone: await alone!.floats() };
+      fromStep!.dispose();
+      alone!.dispose();
+      disposeDannNetwork(net);
+      return rows;
+    };
+    const perDomain = await sourceRows(true);
+    expectClose(perDomain.step, perDomain.alone, { atol: 1e-5, rtol: 1e-4 });
+    const mixed = await sourceRows(false);
+    expect(Math.max(...mixed.step.map((v, i) => Math.abs(v - mixed.alone[i]!)))).toBeGreaterThan(1e-2);
+    for (const t of [xs, xt, batch.ys, batch.ysHot, domainTargets]) t.dispose();
+    expect(() => buildDannNetwork({ extractor: { inputShape: [28, 28, 1] }, classes: 10, perDomainStatistics: true })).toThrow(/batch-norm/);
   });
 });
 
@@ -206,6 +230,25 @@ describe('a synthetic domain shift', () => {
     disposeDannNetwork(dann.network);
     console.log(summary);
     expect(memory().bytesInUse).toBeLessThanOrEqual(before);
+  });
+});
+
+describe('per-domain batch-norm statistics in adapt', () => {
+  test('after training, the extractor holds the target domain\'s statistics (AdaBN) for predicting on it', async () => {
+    const digits = (n: number, seed: number, lo: number, hi: number): ImageSet => ({
+      images: randomData(n * 28 * 28, seed, lo, hi), labels: Int32Array.from({ length: n }, (_, i) => i % 10), count: n, imageShape: [28, 28, 1],
+    });
+    const source = digits(32, 31, 0, 1), target = digits(32, 32, 0.4, 0.9);
+    const { network } = await adapt(source, target, digits(20, 33, 0.4, 0.9), { method: 'dann', epochs: 1, batchSize: 16, seed: 2, batchNorm: true });
+    const bn = batchNormLayers(network.extractor)[0]!;
+    const read = async () => Array.from(await bn.movingMean!.value.data());
+    const left = await read();
+    useDomainStatistics(network, target);
+    expectClose(left, await read(), { atol: 1e-5, rtol: 1e-4 });
+    useDomainStatistics(network, source);
+    expect(Math.max(...(await read()).map((v, i) => Math.abs(v - left[i]!)))).toBeGreaterThan(1e-2);
+    disposeDannNetwork(network);
+    await expect(adapt(source, target, target, { method: 'dann', epochs: 1, batchSize: 16, perDomainStatistics: false })).rejects.toThrow(/batch-norm/);
   });
 });
 

@@ -67,6 +67,11 @@ export class BatchNormalization extends Layer {
   movingVariance: Weight | null = null;
   /** Always normalise with the moving statistics, even when trainable and called with `training: true`. */
   inferenceMode = false;
+  /**
+   * When set, replaces `momentum` in the moving-statistics update; `recomputeBatchNormStatistics`
+   * (src/nn/batchnorm-statistics.ts) sets it to k/(k+1) for the k-th batch to make a cumulative average.
+   */
+  momentumOverride: number | null = null;
   private disposed = false;
 
   constructor(config: BatchNormalizationConfig = {}) {
@@ -123,7 +128,7 @@ export class BatchNormalization extends Layer {
       mean: this.movingMean!.value,
       variance: this.movingVariance!.value,
       epsilon: this.epsilon,
-      momentum: this.momentum,
+      momentum: this.momentumOverride ?? this.momentum,
       training: options.training && this.trainable && !this.inferenceMode,
     });
   }

@@ -23,21 +23,22 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> mean: array<f32>;
-@group(0) @binding(3) var<storage, read> variance: array<f32>;
-@group(0) @binding(4) var<storage, read> gamma: array<f32>;
-@group(0) @binding(5) var<storage, read> beta: array<f32>;
-@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+// Storage is f32 or f16 (Elem, declared by the pipeline cache); the arithmetic is f32.
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read> mean: array<Elem>;
+@group(0) @binding(3) var<storage, read> variance: array<Elem>;
+@group(0) @binding(4) var<storage, read> gamma: array<Elem>;
+@group(0) @binding(5) var<storage, read> beta: array<Elem>;
+@group(0) @binding(6) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * WG;
   if (i >= p.n) { return; }
   let c = i % p.channels;
-  var v = (x[i] - mean[c]) * inverseSqrt(variance[c] + p.epsilon);
-  if (HAS_GAMMA) { v *= gamma[c]; }
-  if (HAS_BETA) { v += beta[c]; }
+  var v = (f32(x[i]) - f32(mean[c])) * inverseSqrt(f32(variance[c]) + p.epsilon);
+  if (HAS_GAMMA) { v *= f32(gamma[c]); }
+  if (HAS_BETA) { v += f32(beta[c]); }
   if (RELU) { v = max(v, 0.0); }
-  y[i] = v;
+  y[i] = Elem(v);
 }

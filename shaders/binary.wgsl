@@ -19,9 +19,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// Storage is f32 or f16 (Elem, declared by the pipeline cache); the arithmetic is f32.
+@group(0) @binding(1) var<storage, read> a: array<Elem>;
+@group(0) @binding(2) var<storage, read> b: array<Elem>;
+@group(0) @binding(3) var<storage, read_write> out: array<Elem>;
 
 // Keep in sync with BINARY_OPS in src/ops/elementwise.ts.
 fn apply(x: f32, y: f32) -> f32 {
@@ -52,7 +53,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let i = gid.x + gid.y * nwg.x * WG;
   if (i >= p.n) { return; }
   if (!BROADCAST) {
-    out[i] = apply(a[i], b[i]);
+    out[i] = Elem(apply(f32(a[i]), f32(b[i])));
     return;
   }
   var rest = i;
@@ -65,5 +66,5 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     ia += c * dim(p.a_strides, u32(d));
     ib += c * dim(p.b_strides, u32(d));
   }
-  out[i] = apply(a[ia], b[ib]);
+  out[i] = Elem(apply(f32(a[ia]), f32(b[ib])));
 }

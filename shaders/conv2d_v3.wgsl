@@ -60,10 +60,14 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read> weights: array<vec4f>;
-@group(0) @binding(3) var<storage, read> bias: array<vec4f>;
-@group(0) @binding(4) var<storage, read_write> dst: array<vec4f>;
+// Storage is f32 or f16 (Elem, declared by the pipeline cache); loads widen to f32, sums stay f32.
+@group(0) @binding(1) var<storage, read> src: array<Elem>;
+@group(0) @binding(2) var<storage, read> weights: array<vec4<Elem>>;
+@group(0) @binding(3) var<storage, read> bias: array<vec4<Elem>>;
+@group(0) @binding(4) var<storage, read_write> dst: array<vec4<Elem>>;
+
+fn w4(i: u32) -> vec4f { return vec4f(weights[i]); }
+fn src4(i: vec4u) -> vec4f { return vec4f(f32(src[i.x]), f32(src[i.y]), f32(src[i.z]), f32(src[i.w])); }
 
 /** Four GEMM rows: where tap 0 reads (source row, column, and the image's first row n · src_h), and where they write. */
 struct Rows4 {
@@ -105,7 +109,7 @@ fn taps4(r: Rows4, dh: i32, dw: i32) -> Taps4 {
 
 /** Channel c of the four rows' source pixels, zero in the padding. */
 fn load4(t: Taps4, c: u32) -> vec4f {
-  return select(vec4f(0.0), vec4f(src[t.base.x + c], src[t.base.y + c], src[t.base.z + c], src[t.base.w + c]), t.ok);
+  return select(vec4f(0.0), src4(t.base + vec4u(c)), t.ok);
 }
 
 /** acc[r] += A(r, k) · B(k, cols) for the 8 rows: one rank-1 update of the 8×4 tile. */
@@ -125,14 +129,14 @@ fn rank1(acc: ptr<function, array<vec4f, 8>>, lo: vec4f, hi: vec4f, bv: vec4f) {
  * the filter's vec4 at `bi` + j · n4.
  */
 fn k_chunk(acc: ptr<function, array<vec4f, 8>>, a_lo: vec4f, a_hi: vec4f, bi: u32, n4: u32, steps: u32) {
-  rank1(acc, subgroupBroadcast(a_lo, 0u), subgroupBroadcast(a_hi, 0u), weights[bi]);
-  if (steps > 1u) { rank1(acc, subgroupBroadcast(a_lo, 1u), subgroupBroadcast(a_hi, 1u), weights[bi + n4]); }
-  if (steps > 2u) { rank1(acc, subgroupBroadcast(a_lo, 2u), subgroupBroadcast(a_hi, 2u), weights[bi + 2u * n4]); }
-  if (steps > 3u) { rank1(acc, subgroupBroadcast(a_lo, 3u), subgroupBroadcast(a_hi, 3u), weights[bi + 3u * n4]); }
-  if (steps > 4u) { rank1(acc, subgroupBroadcast(a_lo, 4u), subgroupBroadcast(a_hi, 4u), weights[bi + 4u * n4]); }
-  if (steps > 5u) { rank1(acc, subgroupBroadcast(a_lo, 5u), subgroupBroadcast(a_hi, 5u), weights[bi + 5u * n4]); }
-  if (steps > 6u) { rank1(acc, subgroupBroadcast(a_lo, 6u), subgroupBroadcast(a_hi, 6u), weights[bi + 6u * n4]); }
-  if (steps > 7u) { rank1(acc, subgroupBroadcast(a_lo, 7u), subgroupBroadcast(a_hi, 7u), weights[bi + 7u * n4]); }
+  rank1(acc, subgroupBroadcast(a_lo, 0u), subgroupBroadcast(a_hi, 0u), w4(bi));
+  if (steps > 1u) { rank1(acc, subgroupBroadcast(a_lo, 1u), subgroupBroadcast(a_hi, 1u), w4(bi + n4)); }
+  if (steps > 2u) { rank1(acc, subgroupBroadcast(a_lo, 2u), subgroupBroadcast(a_hi, 2u), w4(bi + 2u * n4)); }
+  if (steps > 3u) { rank1(acc, subgroupBroadcast(a_lo, 3u), subgroupBroadcast(a_hi, 3u), w4(bi + 3u * n4)); }
+  if (steps > 4u) { rank1(acc, subgroupBroadcast(a_lo, 4u), subgroupBroadcast(a_hi, 4u), w4(bi + 4u * n4)); }
+  if (steps > 5u) { rank1(acc, subgroupBroadcast(a_lo, 5u), subgroupBroadcast(a_hi, 5u), w4(bi + 5u * n4)); }
+  if (steps > 6u) { rank1(acc, subgroupBroadcast(a_lo, 6u), subgroupBroadcast(a_hi, 6u), w4(bi + 6u * n4)); }
+  if (steps > 7u) { rank1(acc, subgroupBroadcast(a_lo, 7u), subgroupBroadcast(a_hi, 7u), w4(bi + 7u * n4)); }
 }
 
 /**
@@ -140,13 +144,13 @@ fn k_chunk(acc: ptr<function, array<vec4f, 8>>, a_lo: vec4f, a_hi: vec4f, bi: u3
  * column a row of storage along c. `steps` is 8, or 4 in a partial last chunk (c_in % 4 == 0).
  */
 fn k_chunk_t(acc: ptr<function, array<vec4f, 8>>, a_lo: vec4f, a_hi: vec4f, b_rows: vec4u, steps: u32) {
-  let l0 = weights[b_rows.x]; let l1 = weights[b_rows.y]; let l2 = weights[b_rows.z]; let l3 = weights[b_rows.w];
+  let l0 = w4(b_rows.x); let l1 = w4(b_rows.y); let l2 = w4(b_rows.z); let l3 = w4(b_rows.w);
   rank1(acc, subgroupBroadcast(a_lo, 0u), subgroupBroadcast(a_hi, 0u), vec4f(l0.x, l1.x, l2.x, l3.x));
   rank1(acc, subgroupBroadcast(a_lo, 1u), subgroupBroadcast(a_hi, 1u), vec4f(l0.y, l1.y, l2.y, l3.y));
   rank1(acc, subgroupBroadcast(a_lo, 2u), subgroupBroadcast(a_hi, 2u), vec4f(l0.z, l1.z, l2.z, l3.z));
   rank1(acc, subgroupBroadcast(a_lo, 3u), subgroupBroadcast(a_hi, 3u), vec4f(l0.w, l1.w, l2.w, l3.w));
   if (steps > 4u) {
-    let h0 = weights[b_rows.x + 1u]; let h1 = weights[b_rows.y + 1u]; let h2 = weights[b_rows.z + 1u]; let h3 = weights[b_rows.w + 1u];
+    let h0 = w4(b_rows.x + 1u); let h1 = w4(b_rows.y + 1u); let h2 = w4(b_rows.z + 1u); let h3 = w4(b_rows.w + 1u);
     rank1(acc, subgroupBroadcast(a_lo, 4u), subgroupBroadcast(a_hi, 4u), vec4f(h0.x, h1.x, h2.x, h3.x));
     rank1(acc, subgroupBroadcast(a_lo, 5u), subgroupBroadcast(a_hi, 5u), vec4f(h0.y, h1.y, h2.y, h3.y));
     rank1(acc, subgroupBroadcast(a_lo, 6u), subgroupBroadcast(a_hi, 6u), vec4f(h0.z, h1.z, h2.z, h3.z));
@@ -154,10 +158,10 @@ fn k_chunk_t(acc: ptr<function, array<vec4f, 8>>, a_lo: vec4f, a_hi: vec4f, b_ro
   }
 }
 
-fn epilogue(v: vec4f, bias_v: vec4f) -> vec4f {
+fn epilogue(v: vec4f, bias_v: vec4f) -> vec4<Elem> {
   var r = v + bias_v;
   if (ACT == 1u) { r = max(r, vec4f(0.0)); }
-  return r;
+  return vec4<Elem>(r);
 }
 
 /** The whole kernel; `b_transposed` is a constant at each entry point, so its branches fold away. */
@@ -204,7 +208,7 @@ fn gather_tile(gid: vec3u, sg_lane: u32, b_transposed: bool) {
 
   if (gid.x >= n4) { return; }
   var bias_v = vec4f(0.0);
-  if (HAS_BIAS) { bias_v = bias[col]; }
+  if (HAS_BIAS) { bias_v = vec4f(bias[col]); }
   for (var r = 0u; r < 4u; r++) {
     if (row0 + r >= p.rows) { return; }
     dst[lo.dst[r] + col] = epilogue(acc[r], bias_v);
@@ -231,7 +235,7 @@ fn main_bt(@builtin(global_invocation_id) gid: vec3u, @builtin(subgroup_invocati
 fn load_span(ok_h: vec4<bool>, iw: vec4i, idx: vec4i) -> vec4f {
   let ok = ok_h & (iw >= vec4i(0)) & (iw < vec4i(i32(p.src_w)));
   let i = select(vec4u(0u), vec4u(idx), ok);
-  return select(vec4f(0.0), vec4f(src[i.x], src[i.y], src[i.z], src[i.w]), ok);
+  return select(vec4f(0.0), src4(i), ok);
 }
 
 @compute @workgroup_size(WG_X, WG_Y)
@@ -273,7 +277,7 @@ fn main_span(@builtin(global_invocation_id) gid: vec3u, @builtin(subgroup_invoca
 
   if (gid.x >= n4) { return; }
   var bias_v = vec4f(0.0);
-  if (HAS_BIAS) { bias_v = bias[col]; }
+  if (HAS_BIAS) { bias_v = vec4f(bias[col]); }
   for (var r = 0u; r < 4u; r++) {
     if (row0 + r >= p.rows) { return; }
     dst[lo.dst[r] + col] = epilogue(acc[r], bias_v);

@@ -44,10 +44,14 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<vec4f>;
-@group(0) @binding(3) var<storage, read> bias: array<vec4f>;
-@group(0) @binding(4) var<storage, read_write> c: array<vec4f>;
+// Storage is f32 or f16 (Elem, declared by the pipeline cache); loads widen to f32, sums stay f32.
+@group(0) @binding(1) var<storage, read> a: array<Elem>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<Elem>>;
+@group(0) @binding(3) var<storage, read> bias: array<vec4<Elem>>;
+@group(0) @binding(4) var<storage, read_write> c: array<vec4<Elem>>;
+
+fn b4(i: u32) -> vec4f { return vec4f(b[i]); }
+fn a4(rows: vec4u, ak: u32) -> vec4f { return vec4f(f32(a[rows.x + ak]), f32(a[rows.y + ak]), f32(a[rows.z + ak]), f32(a[rows.w + ak])); }
 
 /**
  * Runs `steps` (at most 8) steps of k from k0: step j takes this lane's rows' A values from lane j, which
@@ -58,14 +62,14 @@ struct Params {
  * (Loading B step by step, rather than the chunk's 8 rows up front, keeps fewer registers live: faster.)
  */
 fn k_chunk(acc: ptr<function, array<vec4f, 8>>, a_lo: vec4f, a_hi: vec4f, bi: u32, b_step: u32, steps: u32) {
-  rank1(acc, subgroupBroadcast(a_lo, 0u), subgroupBroadcast(a_hi, 0u), b[bi]);
-  if (steps > 1u) { rank1(acc, subgroupBroadcast(a_lo, 1u), subgroupBroadcast(a_hi, 1u), b[bi + b_step]); }
-  if (steps > 2u) { rank1(acc, subgroupBroadcast(a_lo, 2u), subgroupBroadcast(a_hi, 2u), b[bi + 2u * b_step]); }
-  if (steps > 3u) { rank1(acc, subgroupBroadcast(a_lo, 3u), subgroupBroadcast(a_hi, 3u), b[bi + 3u * b_step]); }
-  if (steps > 4u) { rank1(acc, subgroupBroadcast(a_lo, 4u), subgroupBroadcast(a_hi, 4u), b[bi + 4u * b_step]); }
-  if (steps > 5u) { rank1(acc, subgroupBroadcast(a_lo, 5u), subgroupBroadcast(a_hi, 5u), b[bi + 5u * b_step]); }
-  if (steps > 6u) { rank1(acc, subgroupBroadcast(a_lo, 6u), subgroupBroadcast(a_hi, 6u), b[bi + 6u * b_step]); }
-  if (steps > 7u) { rank1(acc, subgroupBroadcast(a_lo, 7u), subgroupBroadcast(a_hi, 7u), b[bi + 7u * b_step]); }
+  rank1(acc, subgroupBroadcast(a_lo, 0u), subgroupBroadcast(a_hi, 0u), b4(bi));
+  if (steps > 1u) { rank1(acc, subgroupBroadcast(a_lo, 1u), subgroupBroadcast(a_hi, 1u), b4(bi + b_step)); }
+  if (steps > 2u) { rank1(acc, subgroupBroadcast(a_lo, 2u), subgroupBroadcast(a_hi, 2u), b4(bi + 2u * b_step)); }
+  if (steps > 3u) { rank1(acc, subgroupBroadcast(a_lo, 3u), subgroupBroadcast(a_hi, 3u), b4(bi + 3u * b_step)); }
+  if (steps > 4u) { rank1(acc, subgroupBroadcast(a_lo, 4u), subgroupBroadcast(a_hi, 4u), b4(bi + 4u * b_step)); }
+  if (steps > 5u) { rank1(acc, subgroupBroadcast(a_lo, 5u), subgroupBroadcast(a_hi, 5u), b4(bi + 5u * b_step)); }
+  if (steps > 6u) { rank1(acc, subgroupBroadcast(a_lo, 6u), subgroupBroadcast(a_hi, 6u), b4(bi + 6u * b_step)); }
+  if (steps > 7u) { rank1(acc, subgroupBroadcast(a_lo, 7u), subgroupBroadcast(a_hi, 7u), b4(bi + 7u * b_step)); }
 }
 
 /**
@@ -74,13 +78,13 @@ fn k_chunk(acc: ptr<function, array<vec4f, 8>>, a_lo: vec4f, a_hi: vec4f, bi: u3
  * `b_rows[j]` is the vec4 index of B(k0, col j). `steps` is 8, or 4 in a partial last chunk.
  */
 fn k_chunk_t(acc: ptr<function, array<vec4f, 8>>, a_lo: vec4f, a_hi: vec4f, b_rows: vec4u, steps: u32) {
-  let l0 = b[b_rows.x]; let l1 = b[b_rows.y]; let l2 = b[b_rows.z]; let l3 = b[b_rows.w];
+  let l0 = b4(b_rows.x); let l1 = b4(b_rows.y); let l2 = b4(b_rows.z); let l3 = b4(b_rows.w);
   rank1(acc, subgroupBroadcast(a_lo, 0u), subgroupBroadcast(a_hi, 0u), vec4f(l0.x, l1.x, l2.x, l3.x));
   rank1(acc, subgroupBroadcast(a_lo, 1u), subgroupBroadcast(a_hi, 1u), vec4f(l0.y, l1.y, l2.y, l3.y));
   rank1(acc, subgroupBroadcast(a_lo, 2u), subgroupBroadcast(a_hi, 2u), vec4f(l0.z, l1.z, l2.z, l3.z));
   rank1(acc, subgroupBroadcast(a_lo, 3u), subgroupBroadcast(a_hi, 3u), vec4f(l0.w, l1.w, l2.w, l3.w));
   if (steps > 4u) {
-    let h0 = b[b_rows.x + 1u]; let h1 = b[b_rows.y + 1u]; let h2 = b[b_rows.z + 1u]; let h3 = b[b_rows.w + 1u];
+    let h0 = b4(b_rows.x + 1u); let h1 = b4(b_rows.y + 1u); let h2 = b4(b_rows.z + 1u); let h3 = b4(b_rows.w + 1u);
     rank1(acc, subgroupBroadcast(a_lo, 4u), subgroupBroadcast(a_hi, 4u), vec4f(h0.x, h1.x, h2.x, h3.x));
     rank1(acc, subgroupBroadcast(a_lo, 5u), subgroupBroadcast(a_hi, 5u), vec4f(h0.y, h1.y, h2.y, h3.y));
     rank1(acc, subgroupBroadcast(a_lo, 6u), subgroupBroadcast(a_hi, 6u), vec4f(h0.z, h1.z, h2.z, h3.z));
@@ -120,31 +124,31 @@ fn matmul_tile(gid: vec3u, sg_lane: u32, b_transposed: bool) {
   let k_full = p.K & ~7u;
   for (var k0 = 0u; k0 < k_full; k0 += 8u) {
     let ak = (k0 + lane) * p.a_col;
-    let a_lo = vec4f(a[rows_lo.x + ak], a[rows_lo.y + ak], a[rows_lo.z + ak], a[rows_lo.w + ak]);
-    let a_hi = vec4f(a[rows_hi.x + ak], a[rows_hi.y + ak], a[rows_hi.z + ak], a[rows_hi.w + ak]);
+    let a_lo = a4(rows_lo, ak);
+    let a_hi = a4(rows_hi, ak);
     if (b_transposed) { k_chunk_t(&acc, a_lo, a_hi, b_rows + k0 / 4u, 8u); } else { k_chunk(&acc, a_lo, a_hi, b_col + k0 * b_step, b_step, 8u); }
   }
   if (k_full < p.K) {
     // The partial last chunk: lanes past the end of K load a valid duplicate that no step uses.
     let ak = min(k_full + lane, p.K - 1u) * p.a_col;
-    let a_lo = vec4f(a[rows_lo.x + ak], a[rows_lo.y + ak], a[rows_lo.z + ak], a[rows_lo.w + ak]);
-    let a_hi = vec4f(a[rows_hi.x + ak], a[rows_hi.y + ak], a[rows_hi.z + ak], a[rows_hi.w + ak]);
+    let a_lo = a4(rows_lo, ak);
+    let a_hi = a4(rows_hi, ak);
     let steps = p.K - k_full;
     if (b_transposed) { k_chunk_t(&acc, a_lo, a_hi, b_rows + k_full / 4u, steps); } else { k_chunk(&acc, a_lo, a_hi, b_col + k_full * b_step, b_step, steps); }
   }
 
   if (gid.x >= n4) { return; }
   var bias_v = vec4f(0.0);
-  if (HAS_BIAS) { bias_v = bias[p.bias_off / 4u + col]; }
+  if (HAS_BIAS) { bias_v = vec4f(bias[p.bias_off / 4u + col]); }
   let c_base = (p.c_off + batch * p.c_batch) / 4u + col;
   let c_step = p.c_row / 4u;
   for (var r = 0u; r < 8u; r++) {
     let m = row0 + r;
     if (m >= p.M) { break; }
     var v = acc[r] + bias_v;
-    if (p.accumulate != 0u) { v += c[c_base + m * c_step]; }
+    if (p.accumulate != 0u) { v += vec4f(c[c_base + m * c_step]); }
     if (ACT == 1u) { v = max(v, vec4f(0.0)); }
-    c[c_base + m * c_step] = v;
+    c[c_base + m * c_step] = vec4<Elem>(v);
   }
 }
 

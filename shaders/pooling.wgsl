@@ -44,9 +44,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// Forward bindings.
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+// Forward bindings. Storage is f32 or f16 (Elem, declared by the pipeline cache); the arithmetic is f32.
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
 @group(0) @binding(3) var<storage, read_write> argmax_out: array<u32>;
 
 // Backward bindings (other entry points; a binding number may be reused across entry points).
@@ -100,11 +100,11 @@ struct WindowMax {
 
 /** The maximum of channel c over a window (corner tl, clipped rectangle r), and where in the window it is. */
 fn window_max(b: u32, c: u32, tl: vec2i, r: vec4i) -> WindowMax {
-  var best = x[x_index(b, u32(r.x), u32(r.z), c)];
+  var best = f32(x[x_index(b, u32(r.x), u32(r.z), c)]);
   var best_k = u32(r.x - tl.x) * p.pool_w + u32(r.z - tl.y);
   for (var row = r.x; row < r.y; row++) {
     for (var col = r.z; col < r.w; col++) {
-      let v = x[x_index(b, u32(row), u32(col), c)];
+      let v = f32(x[x_index(b, u32(row), u32(col), c)]);
       if (v > best) {
         best = v;
         best_k = u32(row - tl.x) * p.pool_w + u32(col - tl.y);
@@ -123,7 +123,7 @@ fn max_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
   let win = window(at.y, at.z);
   let o = y_index(at.x, at.y, at.z, at.w);
   for (var j = 0u; j < run_count(at.w); j++) {
-    y[o + j] = window_max(at.x, at.w + j, tl, win).value;
+    y[o + j] = Elem(window_max(at.x, at.w + j, tl, win).value);
   }
 }
 
@@ -137,7 +137,7 @@ fn max_forward_argmax(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wo
   let o = y_index(at.x, at.y, at.z, at.w);
   for (var j = 0u; j < run_count(at.w); j++) {
     let m = window_max(at.x, at.w + j, tl, win);
-    y[o + j] = m.value;
+    y[o + j] = Elem(m.value);
     argmax_out[o + j] = m.offset;
   }
 }
@@ -154,10 +154,10 @@ fn avg_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
     var total = 0.0;
     for (var row = win.x; row < win.y; row++) {
       for (var col = win.z; col < win.w; col++) {
-        total += x[x_index(at.x, u32(row), u32(col), at.w + j)];
+        total += f32(x[x_index(at.x, u32(row), u32(col), at.w + j)]);
       }
     }
-    y[o + j] = total / count;
+    y[o + j] = Elem(total / count);
   }
 }
 

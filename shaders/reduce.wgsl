@@ -28,8 +28,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+// Storage is f32 or f16 (Elem, declared by the pipeline cache); sums are f32.
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
 
 fn dim(v: array<vec4u, 2>, d: u32) -> u32 {
   return v[d / 4u][d % 4u];
@@ -75,9 +76,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let base = base_offset(o);
   var acc = identity();
   for (var r = 0u; r < p.n_red; r++) {
-    acc = combine(acc, x[base + red_offset(r)]);
+    acc = combine(acc, f32(x[base + red_offset(r)]));
   }
-  y[o] = acc * p.scale;
+  y[o] = Elem(acc * p.scale);
 }
 
 var<workgroup> partial: array<f32, WG>;
@@ -90,7 +91,7 @@ fn main_wg(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid:
   if (o < p.n_out) {
     let base = base_offset(o);
     for (var r = lid.x; r < p.n_red; r += WG) {
-      acc = combine(acc, x[base + red_offset(r)]);
+      acc = combine(acc, f32(x[base + red_offset(r)]));
     }
   }
   partial[lid.x] = acc;
@@ -102,6 +103,6 @@ fn main_wg(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid:
     workgroupBarrier();
   }
   if (lid.x == 0u && o < p.n_out) {
-    y[o] = partial[0] * p.scale;
+    y[o] = Elem(partial[0] * p.scale);
   }
 }

@@ -1,7 +1,8 @@
 // Data movement without arithmetic: the kernels behind transpose, slice, concat, and slice's gradient.
 //
-// Elements move as raw 32-bit words (array<u32>), so one kernel serves f32, i32 and u32 tensors and never
-// alters a bit pattern (a NaN keeps its payload).
+// Elements move as Elem, which the pipeline cache declares: u32 for every 32-bit dtype (raw words, so one
+// kernel serves f32, i32 and u32 tensors and never alters a bit pattern: a NaN keeps its payload), or f16
+// for f16 tensors (two elements per word).
 //
 // Entry points:
 //   strided  For every coordinate c of `shape`:
@@ -36,8 +37,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read_write> out: array<Elem>;
 
 fn dim(v: array<vec4u, 2>, d: u32) -> u32 {
   return v[d / 4u][d % 4u];
@@ -94,7 +95,7 @@ fn pad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: 
   let inner = dim(p.inner, last);
   for (var j = 0u; j < count; j++) {
     let k = first + j - lo;
-    var v = 0u;
+    var v = Elem(0);
     if (inside && k < inner) { v = x[src + k]; }
     out[dst + j] = v;
   }

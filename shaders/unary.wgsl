@@ -14,8 +14,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+// Storage is f32 or f16 (Elem, declared by the pipeline cache); the arithmetic is f32.
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
 
 // Keep in sync with UNARY_OPS in src/ops/elementwise.ts.
 fn apply(v: f32) -> f32 {
@@ -63,5 +64,5 @@ fn pow_signed(v: f32, e: f32) -> f32 {
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * WG;
   if (i >= p.n) { return; }
-  y[i] = apply(x[i]);
+  y[i] = Elem(apply(f32(x[i])));
 }

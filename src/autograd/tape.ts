@@ -95,6 +95,10 @@ export function record<K extends OpName>(
   saved: readonly Tensor[] = [],
 ): Tensor {
   if (gradDepth > 0 || !inputs.some((t) => t.requiresGrad)) return out;
+  if (op !== 'cast' && (out.dtype === 'f16' || inputs.some((t) => t.dtype === 'f16'))) {
+    // The backward kernels are f32 only: f16 storage serves layers that do not train (a frozen base).
+    throw new GraftError(`${op}: no gradient through f16 tensors; f16 storage is for layers that do not train (a frozen base). Keep what trains in f32 (cast back first).`);
+  }
   const parents: Parent[] = inputs.map((t) => {
     if (!t.requiresGrad) return null;
     if (t.node) {

@@ -2,7 +2,14 @@
  * Compute pipelines, cached by shader, entry point and override constants.
  *
  * Tile and workgroup sizes are WGSL `override` constants, so one shader file yields a few specialised
- * pipelines; each is compiled once. A WGSL compile error becomes a ShaderCompileError that names the kernel
+ * pipelines; each is compiled once.
+ *
+ * Storage type. WGSL has no type-valued overrides, so a kernel that can hold its tensors as f32 or f16
+ * writes its storage arrays with the type name `Elem` (array<Elem>, array<vec4<Elem>>), converts on load
+ * (f32(x[i]), vec4f(w[i])) and on store (vec4<Elem>(v)), and accumulates in f32. The module is compiled with
+ * one declaration appended, `alias Elem = f32;` or `alias Elem = f16;` (then also `enable f16;` in front,
+ * as WGSL wants directives first); `storage: 'f16'` in the key asks for the second (one more line before
+ * the file's own, which compile errors account for). The source file is never edited as text. A WGSL compile error becomes a ShaderCompileError that names the kernel
  * and prints the source with line numbers, a marker under the failing column, and the compiler's message.
  */
 import { ShaderCompileError } from '../errors.js';
@@ -16,27 +23,52 @@ export interface KernelKey {
   /** Entry point; defaults to `main`. */
   entry?: string;
   constants?: Constants;
+  /**
+   * The type `Elem` of the kernel's storage arrays, for kernels written with it (see above). Kernels that
+   * use `Elem` get 'f32' when this is not given. Needs the device feature 'shader-f16' for 'f16'.
+   */
+  storage?: StorageType;
 }
+
+/** 'u32' serves kernels that only move elements: any 32-bit dtype travels as raw words. */
+export type StorageType = 'f32' | 'f16' | 'u32';
 
 export function kernelLabel(k: KernelKey): string {
   const entry = k.entry && k.entry !== 'main' ? `:${k.entry}` : '';
+  const storage = k.storage && k.storage !== 'f32' ? `<${k.storage}>` : '';
   const consts = k.constants ? Object.entries(k.constants).map(([n, v]) => `${n}=${Number(v)}`) : [];
-  return `${k.shader}${entry}${consts.length ? `[${consts.join(',')}]` : ''}`;
+  return `${k.shader}${storage}${entry}${consts.length ? `[${consts.join(',')}]` : ''}`;
 }
 
-/** Renders compiler messages under the numbered WGSL lines they point at (±2 lines of context). */
-export function formatCompileError(kernel: string, source: string, messages: readonly GPUCompilationMessage[]): string {
+/** The WGSL module of a kernel: the shader file with the storage type declared (see the header). */
+export function moduleSource(shader: string, storage: StorageType = 'f32'): { code: string; linesBefore: number } {
+  const src = shaderSource(shader);
+  if (!/\bElem\b/.test(src)) {
+    if (storage === 'f16') throw new ShaderCompileError(`Kernel '${shader}' has no f16 storage variant (its arrays do not use the type Elem).`);
+    return { code: src, linesBefore: 0 };
+  }
+  return storage === 'f16'
+    ? { code: `enable f16;\n${src}\nalias Elem = f16;\n`, linesBefore: 1 }
+    : { code: `${src}\nalias Elem = ${storage};\n`, linesBefore: 0 };
+}
+
+/**
+ * Renders compiler messages under the numbered WGSL lines they point at (±2 lines of context). Line
+ * numbers are the shader file's: `linesBefore` lines that the module adds in front are subtracted.
+ */
+export function formatCompileError(kernel: string, source: string, messages: readonly GPUCompilationMessage[], linesBefore = 0): string {
   const lines = source.split('\n');
   const width = String(lines.length).length;
   const out: string[] = [`WGSL compile error in kernel '${kernel}':`];
   const errors = messages.filter((m) => m.type === 'error');
   for (const m of errors.length ? errors : messages) {
-    out.push(`  ${m.type} at line ${m.lineNum}:${m.linePos}: ${m.message}`);
-    const lo = Math.max(1, m.lineNum - 2);
-    const hi = Math.min(lines.length, m.lineNum + 2);
+    const at = m.lineNum - linesBefore;
+    out.push(`  ${m.type} at line ${at}:${m.linePos}: ${m.message}`);
+    const lo = Math.max(1, at - 2);
+    const hi = Math.min(lines.length, at + 2);
     for (let n = lo; n <= hi; n++) {
-      out.push(`${n === m.lineNum ? '>' : ' '} ${String(n).padStart(width)} | ${lines[n - 1]}`);
-      if (n === m.lineNum && m.linePos > 0) out.push(`  ${' '.repeat(width)} | ${' '.repeat(m.linePos - 1)}^`);
+      out.push(`${n === at ? '>' : ' '} ${String(n).padStart(width)} | ${lines[n - 1]}`);
+      if (n === at && m.linePos > 0) out.push(`  ${' '.repeat(width)} | ${' '.repeat(m.linePos - 1)}^`);
     }
   }
   return out.join('\n');
@@ -73,7 +105,7 @@ export class PipelineCache {
     const hit = this.pipelines.get(label);
     if (hit) return hit;
     this.device.pushErrorScope('validation');
-    const module = this.module(key.shader);
+    const module = this.module(key.shader, key.storage);
     const pipeline = this.device.createComputePipeline({
       label,
       layout: 'auto',
@@ -107,11 +139,12 @@ export class PipelineCache {
     await Promise.all(pending);
   }
 
-  private module(shader: string): GPUShaderModule {
-    let m = this.modules.get(shader);
+  private module(shader: string, storage: StorageType = 'f32'): GPUShaderModule {
+    const name = storage === 'f32' ? shader : `${shader}<${storage}>`;
+    let m = this.modules.get(name);
     if (!m) {
-      m = this.device.createShaderModule({ label: shader, code: shaderSource(shader) });
-      this.modules.set(shader, m);
+      m = this.device.createShaderModule({ label: name, code: moduleSource(shader, storage).code });
+      this.modules.set(name, m);
     }
     return m;
   }
@@ -120,8 +153,8 @@ export class PipelineCache {
     const info = await module.getCompilationInfo();
     const src = shaderSource(key.shader);
     if (info.messages.some((m) => m.type === 'error')) {
-      this.modules.delete(key.shader);
-      return new ShaderCompileError(formatCompileError(label, src, info.messages));
+      this.modules.delete(!key.storage || key.storage === 'f32' ? key.shader : `${key.shader}<${key.storage}>`);
+      return new ShaderCompileError(formatCompileError(label, src, info.messages, moduleSource(key.shader, key.storage).linesBefore));
     }
     // The module compiled, so the pipeline failed (bad entry point or override constant).
     return new ShaderCompileError(`Pipeline creation failed for kernel '${label}': ${message}`);

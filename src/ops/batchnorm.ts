@@ -41,7 +41,7 @@ import { runtime } from '../gpu/runtime.js';
 import { type Shape, Tensor, shapeStr, sizeOf } from '../tensor/tensor.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import type { Constants } from '../gpu/pipeline-cache.js';
-import { expectDType, grid1d, launch } from './kernel.js';
+import { expectDType, floatStorage, grid1d, launch } from './kernel.js';
 import { markWritten } from '../tensor/write-generation.js';
 
 export interface BatchNormOptions {
@@ -145,10 +145,12 @@ export function batchNormStatsRaw(
 
 /** y = (x − mean)/sqrt(variance + ε)·γ + β (+ ReLU), with the given statistics. Not recorded. */
 export function batchNormNormalizeRaw(x: Tensor, mean: Tensor, variance: Tensor, gamma: Tensor | null, beta: Tensor | null, epsilon: number, relu: boolean): Tensor {
-  const y = Tensor.empty(x.shape, 'f32', 'batchNorm');
+  const storage = floatStorage('batchNorm', x, mean, variance, gamma, beta);
+  const y = Tensor.empty(x.shape, storage, 'batchNorm');
   const placeholder = runtime().emptyBuffer;
   launch('batchNorm', {
     shader: 'batchnorm',
+    storage,
     constants: { WG, HAS_GAMMA: gamma !== null, HAS_BETA: beta !== null, RELU: relu },
     uniforms: new Uniforms().u32(x.size).u32(layoutOf(x).channels).f32(epsilon).u32(0),
     inputs: [x, mean, variance, gamma ?? placeholder, beta ?? placeholder],
@@ -163,13 +165,14 @@ export function batchNormNormalizeRaw(x: Tensor, mean: Tensor, variance: Tensor,
 function validate(x: Tensor, o: BatchNormOptions) {
   const op = 'batchNorm';
   for (const k of Object.keys(o)) if (!OPTION_NAMES.has(k)) throw new ArgumentError(`${op}: unknown option '${k}'; expected one of ${[...OPTION_NAMES].join(', ')}.`);
-  expectDType(op, x, 'f32');
+  const storage = floatStorage(op, x);
+  if (storage === 'f16' && o.training) throw new ArgumentError(`${op}: training mode (batch statistics) runs in f32 only; x is f16.`);
   if (x.rank < 2) throw new ShapeError(`${op}: input has shape ${shapeStr(x.shape)}; expected rank ≥ 2 ([N, C] or NHWC), channels last.`);
   const channels = x.shape[x.rank - 1]!;
   for (const name of ['gamma', 'beta', 'mean', 'variance'] as const) {
     const t = o[name];
     if (!t) continue;
-    expectDType(`${op} (${name})`, t, 'f32');
+    expectDType(`${op} (${name})`, t, storage);
     if (t.rank !== 1 || t.shape[0] !== channels) {
       throw new ShapeError(`${op}: ${name} has shape ${shapeStr(t.shape)}; expected [${channels}], one value per channel of the input ${shapeStr(x.shape)}.`);
     }
@@ -200,7 +203,7 @@ function snapshot(t: Tensor): Tensor {
  */
 export function batchNorm(x: Tensor, options: BatchNormOptions = {}): Tensor {
   const { epsilon, momentum, training, relu, gamma, beta } = validate(x, options);
-  if (x.size === 0) return Tensor.empty(x.shape, 'f32', 'batchNorm');
+  if (x.size === 0) return Tensor.empty(x.shape, x.dtype, 'batchNorm');
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   const recording = isGradEnabled() && inputs.some((t) => t.requiresGrad);
   let mean: Tensor, variance: Tensor;

@@ -82,6 +82,14 @@ export function withConvVersion<T>(version: ConvVersion | null, fn: () => T): T 
   }
 }
 
+/**
+ * Whether a convolution with `filters` output channels can run with f16 storage: only v3 (and matmul v3 for
+ * a 1×1 one) read f16, which needs subgroups, filters % 4 == 0 and no pin to v1 or v2.
+ */
+export function convRunsInHalf(filters: number): boolean {
+  return filters % 4 === 0 && subgroupKernelSupported() && forced !== 'v1' && forced !== 'v2';
+}
+
 /** A 1×1 convolution with stride 1 and no padding: a plain matmul over pixels. */
 export function isPointwise(g: ConvGeometry): boolean {
   return g.KH === 1 && g.KW === 1 && g.sh === 1 && g.sw === 1 && g.pt + g.pb + g.pl + g.pr === 0;
@@ -181,6 +189,7 @@ function gather(
     launch(`${what} ${version}`, {
       shader: `conv2d_${version}`,
       entry,
+      ...(version === 'v3' ? { storage: src.dtype === 'f16' ? 'f16' as const : 'f32' as const } : {}),
       constants: { ...wg, HAS_BIAS: bias !== null, ACT: activation === 'relu' ? 1 : 0 },
       uniforms: new Uniforms()
         .u32(rows).u32(h.rows).u32(w.rows).u32(cOut)
@@ -208,7 +217,13 @@ export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, acti
   if (version === 'matmul') {
     return withViews([x, w], [[g.N * g.H * g.W, g.C], [g.C, g.F]], ([xm, wm]) => dense(xm!, wm!, bias, activation), shape);
   }
-  const y = Tensor.empty(shape, 'f32', 'conv2d');
+  const storage = x.dtype === 'f16' ? 'f16' : 'f32';
+  if (storage === 'f16' && version !== 'v3') {
+    throw new ArgumentError(
+      `conv2d: f16 storage runs on the v3 kernel (or the v3 matmul for a 1×1 convolution) only, which needs the 'subgroups' feature and output channels in multiples of 4; this convolution would run ${version} (x [${g.N}, ${g.H}, ${g.W}, ${g.C}], ${g.F} filters). Run it in f32.`,
+    );
+  }
+  const y = Tensor.empty(shape, storage, 'conv2d');
   if (y.size === 0) return y;
   if (version === 'v1') {
     naive('forward', g, [x, w, bias ?? runtime().emptyBuffer], y, activation, bias !== null);

@@ -20,7 +20,7 @@ import { record } from '../autograd/tape.js';
 import type { BackwardRule } from '../autograd/backward.js';
 import { type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ArgumentError, ShapeError } from '../errors.js';
-import { expectDType } from './kernel.js';
+import { floatStorage } from './kernel.js';
 import { binaryRaw } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
 import { type ConvActivation, type ConvGeometry, conv2dFilterGradRaw, conv2dForwardRaw, conv2dInputGradRaw } from './conv-kernels.js';
@@ -128,7 +128,7 @@ export function conv2d(x: Tensor, w: Tensor, options: Conv2dOptions = {}): Tenso
   const g = conv2dGeometry('conv2d', x.shape, w.shape, options);
   const bias = options.bias ?? null;
   const activation = checkActivation('conv2d', options.activation);
-  for (const t of [x, w, bias]) if (t) expectDType('conv2d', t, 'f32');
+  floatStorage('conv2d', x, w, bias);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== g.F)) {
     throw new ShapeError(`conv2d: bias must have shape [${g.F}] (w's output channels); bias is ${shapeStr(bias.shape)}, x is ${shapeStr(x.shape)}, w is ${shapeStr(w.shape)}.`);
   }

@@ -15,7 +15,7 @@ import { runtime } from '../gpu/runtime.js';
 import { type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ShapeError } from '../errors.js';
 import { broadcastShapes, broadcastStrides } from './broadcast.js';
-import { MAX_RANK, expectDType, grid1d, launch, launchFlat, sameShape } from './kernel.js';
+import { MAX_RANK, expectDType, floatStorage, grid1d, launch, launchFlat, sameShape } from './kernel.js';
 import { sumTo } from './reduce.js';
 
 const WG = 64;
@@ -47,10 +47,11 @@ declare module '../autograd/tape.js' {
 
 /** Runs one unary kernel without recording: the building block of the public ops below. */
 export function unaryRaw(op: UnaryOp, x: Tensor, alpha = 0, beta = 0): Tensor {
-  expectDType(op, x, 'f32');
-  const y = Tensor.empty(x.shape, 'f32', op);
+  const storage = floatStorage(op, x);
+  const y = Tensor.empty(x.shape, storage, op);
   launchFlat(op, {
     shader: 'unary',
+    storage,
     constants: { OP: UNARY_OPS[op], WG },
     uniforms: ({ count }) => new Uniforms().u32(count).f32(alpha).f32(beta),
     inputs: [x],
@@ -156,15 +157,15 @@ export function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
 }
 
 function binaryRawShaped(op: BinaryOp, a: Tensor, b: Tensor, shape: Shape): Tensor {
-  expectDType(op, a, 'f32');
-  expectDType(op, b, 'f32');
+  const storage = floatStorage(op, a, b);
   if (shape.length > MAX_RANK) throw new ShapeError(`${op}: rank ${shape.length} exceeds the maximum of ${MAX_RANK}.`);
-  const out = Tensor.empty(shape, 'f32', op);
+  const out = Tensor.empty(shape, storage, op);
   const plain = sameShape(a.shape, shape) && sameShape(b.shape, shape);
   if (plain) {
     // Without broadcasting, element i of a, b and out belong together: a flat kernel, split if large.
     launchFlat(op, {
       shader: 'binary',
+      storage,
       constants: { OP: BINARY_OPS[op], BROADCAST: false, WG },
       uniforms: ({ count }) => new Uniforms().u32(count).u32(0).u32(0).u32(0).dims8([]).dims8([], 0).dims8([], 0),
       inputs: [a, b],
@@ -179,6 +180,7 @@ function binaryRawShaped(op: BinaryOp, a: Tensor, b: Tensor, shape: Shape): Tens
   // `launch` throws a LimitError for one over the binding limit).
   launch(op, {
     shader: 'binary',
+    storage,
     constants: { OP: BINARY_OPS[op], BROADCAST: true, WG },
     uniforms: new Uniforms()
       .u32(out.size).u32(shape.length).u32(0).u32(0)

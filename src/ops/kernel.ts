@@ -20,13 +20,15 @@
 import { BYTES_PER_ELEMENT, type DType, type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ArgumentError, LimitError, ShapeError } from '../errors.js';
 import { runtime, type Binding } from '../gpu/runtime.js';
-import type { Constants } from '../gpu/pipeline-cache.js';
+import type { Constants, StorageType } from '../gpu/pipeline-cache.js';
 import type { Uniforms } from '../gpu/uniforms.js';
 
 export interface Launch {
   shader: string;
   entry?: string;
   constants?: Constants;
+  /** The storage type of a kernel written with `Elem` (src/gpu/pipeline-cache.ts); every float tensor bound must have it. */
+  storage?: StorageType;
   uniforms?: Uniforms;
   /** Read-only inputs, then outputs, bound at @binding(1), @binding(2), … in that order. */
   inputs: Array<Tensor | GPUBuffer>;
@@ -157,10 +159,27 @@ export function windowOf(t: Tensor, op: string, first: number, count: number): {
   return { binding: { buffer: t.storage.buffer, offset, size }, skip: (first * bpe - offset) / bpe };
 }
 
+/** With a storage type, every f32 or f16 tensor bound must be of that type (any 32-bit one for 'u32'): the kernel reads them all as Elem. */
+function checkStorage(op: string, storage: StorageType | undefined, bound: Array<Tensor | GPUBuffer>): void {
+  if (storage === undefined) return;
+  if (storage === 'u32') {
+    const half = bound.find((t) => t instanceof Tensor && BYTES_PER_ELEMENT[t.dtype] !== 4);
+    if (half) throw new ArgumentError(`${op}: ${tensorStr(half as Tensor)} does not have 32-bit elements, which the kernel moves as words.`);
+    return;
+  }
+  for (const t of bound) {
+    if (t instanceof Tensor && (t.dtype === 'f32' || t.dtype === 'f16') && t.dtype !== storage) {
+      throw new ArgumentError(`${op}: ${tensorStr(t)} is ${t.dtype} but the kernel runs with ${storage} storage; every float input must be ${storage} (cast it first).`);
+    }
+  }
+}
+
 export function launch(op: string, l: Launch): void {
+  checkStorage(op, l.storage, [...l.inputs, ...l.outputs]);
   runtime().dispatch({
     shader: l.shader,
     entry: l.entry,
+    storage: l.storage,
     constants: l.constants,
     uniforms: l.uniforms,
     buffers: [...l.inputs, ...l.outputs].map((t) => bindingOf(t, op)),
@@ -182,6 +201,8 @@ export interface FlatLaunch {
   shader: string;
   entry?: string;
   constants?: Constants;
+  /** As in Launch. */
+  storage?: StorageType;
   /**
    * The uniforms of one window. The kernel sees the window's elements at indices 0 … count − 1, so its
    * element count is `count`; a kernel whose values depend on the index adds `start` to it.
@@ -233,6 +254,7 @@ export function launchFlat(op: string, l: FlatLaunch): void {
     t.assertAlive(op);
     if (t.size !== l.elements) throw new ShapeError(`${op}: ${tensorStr(t)} has ${t.size} elements; the kernel runs over ${l.elements}.`);
   }
+  checkStorage(op, l.storage, bound);
   if (l.elements === 0) return;
   const per = l.perInvocation ?? 1;
   const length = flatWindowLength(op, tensors, l.elements, per);
@@ -241,6 +263,7 @@ export function launchFlat(op: string, l: FlatLaunch): void {
     runtime().dispatch({
       shader: l.shader,
       entry: l.entry,
+      storage: l.storage,
       constants: l.constants,
       uniforms: l.uniforms({ start, count }),
       buffers: bound.map((t) => (t instanceof Tensor ? windowOf(t, op, start, count).binding : t)),
@@ -270,6 +293,25 @@ export function expectDType(op: string, t: Tensor, ...allowed: DType[]): void {
   if (!allowed.includes(t.dtype)) {
     throw new ShapeError(`${op}: ${t.name ? `'${t.name}' ` : ''}has dtype ${t.dtype}; expected ${allowed.join(' or ')}.`);
   }
+}
+
+/**
+ * The storage type of an op's float operands: 'f32', or 'f16' where they are all f16 (which needs the
+ * device feature 'shader-f16'). Null operands are skipped; f16 and f32 operands do not mix.
+ */
+export function floatStorage(op: string, ...operands: Array<Tensor | null | undefined>): 'f32' | 'f16' {
+  const ts = operands.filter((t): t is Tensor => t instanceof Tensor);
+  for (const t of ts) expectDType(op, t, 'f32', 'f16');
+  const first = ts[0];
+  if (!first || first.dtype === 'f32') {
+    const half = ts.find((t) => t.dtype === 'f16');
+    if (half) throw new ArgumentError(`${op}: ${tensorStr(half)} is f16 but ${tensorStr(first!)} is f32; an op's float inputs must all be f32 or all f16 (cast one).`);
+    return 'f32';
+  }
+  const full = ts.find((t) => t.dtype !== 'f16');
+  if (full) throw new ArgumentError(`${op}: ${tensorStr(full)} is f32 but ${tensorStr(first)} is f16; an op's float inputs must all be f32 or all f16 (cast one).`);
+  if (!runtime().gpu.features.f16) throw new ArgumentError(`${op}: f16 tensors need the WebGPU feature 'shader-f16', which this device does not have.`);
+  return 'f16';
 }
 
 export function expectRank(op: string, t: Tensor, rank: number, what = 'input'): void {

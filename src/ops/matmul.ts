@@ -27,7 +27,7 @@ import { Uniforms } from '../gpu/uniforms.js';
 import { runtime } from '../gpu/runtime.js';
 import { type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ArgumentError, LimitError, ShapeError } from '../errors.js';
-import { expectDType, pinnedWorkgroupShape, windowOf } from './kernel.js';
+import { expectDType, floatStorage, pinnedWorkgroupShape, windowOf } from './kernel.js';
 import { type MatmulBlock, blockSpans, matmulStrides, planMatmulBlocks } from './matmul-split.js';
 import { binaryRaw } from './elementwise.js';
 import { sum } from './reduce.js';
@@ -153,6 +153,11 @@ export function matmulKernelFor(pr: Pick<MatmulProblem, 'N' | 'K' | 'transposeB'
   return { version, entry: version === 'v2' && pr.N % 4 === 0 && !pr.transposeB ? 'main_vec4' : 'main' };
 }
 
+/** Whether x·w with `units` columns (a dense layer) can run with f16 storage: only matmul v3's `main` reads f16. */
+export function denseRunsInHalf(units: number): boolean {
+  return matmulKernelFor({ N: units, K: 4, transposeB: false }).version === 'v3';
+}
+
 /**
  * Workgroup shape: 64 invocations, 16 × 4, or 64 × 1 when the problem has a single row group (a dense layer
  * with a batch of 8), so that most of the workgroup is not idle. Only two shapes, because each
@@ -177,9 +182,15 @@ function workgroupShape(version: MatmulVersion, rowGroups: number): { WG_X: numb
  * (src/ops/matmul-split.ts).
  */
 function matmulRaw(op: string, a: Tensor, b: Tensor, pr: MatmulProblem, bias: Tensor | null, activation: DenseActivation): Tensor {
-  const out = Tensor.empty(pr.outShape, 'f32', op);
+  const storage = floatStorage(op, a, b, bias);
+  const out = Tensor.empty(pr.outShape, storage, op);
   if (out.size === 0) return out;
   const { kernel: { version, entry }, rules, blocks } = planKernelAndBlocks(op, pr, { a, b, c: out, bias });
+  if (storage === 'f16' && (version !== 'v3' || entry !== 'main')) {
+    throw new ArgumentError(
+      `${op}: f16 storage runs on matmul v3's 'main' entry only (the 'subgroups' feature, N % 4 == 0, B not transposed); this problem [${pr.M}×${pr.K}]·[${pr.K}×${pr.N}] would run ${version}:${entry}. Run it in f32.`,
+    );
+  }
   for (const blk of blocks) {
     const lastK = blk.k0 + blk.kb === pr.K;
     runBlock(`${op} ${version}`, pr, { version, entry }, { a, b, c: out, bias: lastK ? bias : null }, blk, {
@@ -241,6 +252,7 @@ function runBlock(
   runtime().dispatch({
     shader: `matmul_${version}`,
     entry,
+    ...(version === 'v3' ? { storage: t.c.dtype === 'f16' ? 'f16' as const : 'f32' as const } : {}),
     constants: { ...wg, HAS_BIAS: t.bias !== null, ACT: how.activation === 'relu' ? 1 : 0 },
     uniforms,
     buffers: [a.binding, b.binding, bias.binding, c.binding],
@@ -279,7 +291,7 @@ export function dense(x: Tensor, w: Tensor, bias: Tensor | null = null, activati
   if (activation !== 'none' && activation !== 'relu') {
     throw new ArgumentError(`dense: unknown activation '${String(activation)}'; expected 'none' or 'relu'.`);
   }
-  for (const t of [x, w, bias]) if (t) expectDType('dense', t, 'f32');
+  floatStorage('dense', x, w, bias);
   const shapes = `x is ${shapeStr(x.shape)}, w is ${shapeStr(w.shape)}${bias ? `, bias is ${shapeStr(bias.shape)}` : ''}`;
   if (x.rank !== 2 || w.rank !== 2) throw new ShapeError(`dense: x and w must have rank 2; ${shapes}.`);
   if (x.shape[1] !== w.shape[0]) throw new ShapeError(`dense: x has ${x.shape[1]} features but w has ${w.shape[0]} input rows; ${shapes}.`);

@@ -51,7 +51,7 @@ export function resolveZeroPadding(spec: ZeroPadding2dSpec): ZeroPadding2dAttrs 
 
 /** [N, H, W, C] → [N, top + H + bottom, left + W + right, C], the new positions zero. */
 export function zeroPadding2d(x: Tensor, padding: ZeroPadding2dSpec = 1): Tensor {
-  expectDType('zeroPadding2d', x, 'f32', 'i32', 'u32');
+  expectDType('zeroPadding2d', x, 'f32', 'f16', 'i32', 'u32');
   expectRank('zeroPadding2d', x, 4, 'input (NHWC)');
   const p = resolveZeroPadding(padding);
   const [n, h, w, c] = x.shape as [number, number, number, number];

@@ -26,7 +26,7 @@ import type { BackwardRule } from '../autograd/backward.js';
 import { Uniforms } from '../gpu/uniforms.js';
 import { type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ArgumentError, ShapeError } from '../errors.js';
-import { expectDType, expectRank, grid1d, launch } from './kernel.js';
+import { expectDType, floatStorage, expectRank, grid1d, launch } from './kernel.js';
 import { mean } from './reduce.js';
 import { reshape } from './shape.js';
 
@@ -117,7 +117,7 @@ export function poolGeometry(op: string, shape: Shape, options: Pool2dOptions = 
 }
 
 function expectImage(op: string, x: Tensor): void {
-  expectDType(op, x, 'f32');
+  floatStorage(op, x);
   expectRank(op, x, 4, 'input (NHWC)');
 }
 
@@ -139,6 +139,8 @@ function run(op: string, entry: string, elements: number, g: PoolGeometry, input
   launch(op, {
     shader: 'pooling',
     entry,
+    // The forward entries read x and write y as Elem; the backward ones are f32 only.
+    storage: entry.endsWith('backward') ? 'f32' : inputs[0]!.dtype === 'f16' ? 'f16' : 'f32',
     constants: { WG, RUN },
     uniforms: new Uniforms()
       .u32(invocations).u32(g.channels).u32(g.height).u32(g.width)
@@ -154,7 +156,7 @@ function run(op: string, entry: string, elements: number, g: PoolGeometry, input
 
 /** Max pooling; with `withArgmax`, also each output's window offset ky·poolWidth + kx of its maximum. */
 export function maxPool2dRaw(x: Tensor, g: PoolGeometry, withArgmax: boolean): { y: Tensor; argmax: Tensor | null } {
-  const y = Tensor.empty(outShapeOf(g), 'f32', 'maxPool2d');
+  const y = Tensor.empty(outShapeOf(g), x.dtype, 'maxPool2d');
   const argmax = withArgmax ? Tensor.empty(y.shape, 'u32', 'maxPool2d argmax') : null;
   run('maxPool2d', argmax ? 'max_forward_argmax' : 'max_forward', y.size, g, [x], argmax ? [y, argmax] : [y]);
   return { y, argmax };
@@ -168,7 +170,7 @@ export function maxPool2dBackwardRaw(grad: Tensor, argmax: Tensor, g: PoolGeomet
 }
 
 export function avgPool2dRaw(x: Tensor, g: PoolGeometry): Tensor {
-  const y = Tensor.empty(outShapeOf(g), 'f32', 'avgPool2d');
+  const y = Tensor.empty(outShapeOf(g), x.dtype, 'avgPool2d');
   run('avgPool2d', 'avg_forward', y.size, g, [x], [y]);
   return y;
 }

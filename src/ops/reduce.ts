@@ -7,7 +7,7 @@ import { Uniforms } from '../gpu/uniforms.js';
 import { type Shape, Tensor, sizeOf } from '../tensor/tensor.js';
 import { broadcastAxes } from './broadcast.js';
 import { binaryRaw, broadcastTo, div, mul, mulScalar } from './elementwise.js';
-import { expectDType, grid1d, launch, normalizeAxes, sameShape, stridesOf } from './kernel.js';
+import { expectDType, floatStorage, grid1d, launch, normalizeAxes, sameShape, stridesOf } from './kernel.js';
 
 export type ReduceKind = 'sum' | 'mean' | 'max';
 
@@ -53,8 +53,8 @@ function outShapeOf(shape: Shape, axes: readonly number[], keepDims: boolean): n
 }
 
 export function reduceRaw(kind: ReduceKind, x: Tensor, axes: number[], keepDims: boolean): Tensor {
-  expectDType(kind, x, 'f32');
-  const out = Tensor.empty(outShapeOf(x.shape, axes, keepDims), 'f32', kind);
+  const storage = floatStorage(kind, x);
+  const out = Tensor.empty(outShapeOf(x.shape, axes, keepDims), storage, kind);
   const nRed = axes.reduce((n, a) => n * x.shape[a]!, 1);
   if (out.size === 0) return out;
   const { kept, red } = reductionPlan(x.shape, axes);
@@ -67,6 +67,7 @@ export function reduceRaw(kind: ReduceKind, x: Tensor, axes: number[], keepDims:
   const perWorkgroup = nRed >= LONG_ROW && out.size < 4096;
   launch(kind, {
     shader: 'reduce',
+    storage,
     entry: perWorkgroup ? 'main_wg' : 'main',
     constants: { OP: kind === 'max' ? 1 : 0, WG },
     uniforms: u,

@@ -19,7 +19,8 @@ import { record } from '../autograd/tape.js';
 import type { BackwardRule } from '../autograd/backward.js';
 import { Uniforms } from '../gpu/uniforms.js';
 import { runtime } from '../gpu/runtime.js';
-import { type Shape, Tensor, shapeStr, sizeOf } from '../tensor/tensor.js';
+import { BYTES_PER_ELEMENT, type Shape, Tensor, shapeStr, sizeOf } from '../tensor/tensor.js';
+import type { StorageType } from '../gpu/pipeline-cache.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { MAX_RANK, expectDType, grid1d, launch, stridesOf } from './kernel.js';
 
@@ -114,8 +115,10 @@ function moveElements(op: string, x: Tensor, out: Tensor, shape: Shape, src: Lay
   const s = simplifyLayout(shape, [src.strides, dst.strides]);
   const [inStrides, outStrides] = s.strides as [number[], number[]];
   const rank = s.shape.length;
-  if (rank === 0 || (rank === 1 && inStrides[0] === 1 && outStrides[0] === 1)) {
-    runtime().copy(x.buffer, src.base * 4, out.buffer, dst.base * 4, n * 4);
+  const bpe = BYTES_PER_ELEMENT[x.dtype];
+  const wordAligned = (src.base * bpe) % 4 === 0 && (dst.base * bpe) % 4 === 0 && (n * bpe) % 4 === 0;
+  if ((rank === 0 || (rank === 1 && inStrides[0] === 1 && outStrides[0] === 1)) && wordAligned) {
+    runtime().copy(x.buffer, src.base * bpe, out.buffer, dst.base * bpe, n * bpe);
     return;
   }
   const last = s.shape[rank - 1]!;
@@ -124,6 +127,7 @@ function moveElements(op: string, x: Tensor, out: Tensor, shape: Shape, src: Lay
   launch(op, {
     shader: 'shape',
     entry: 'strided',
+    storage: movedAs(x),
     constants: { WG },
     uniforms: new Uniforms()
       .u32(runs).u32(rank).u32(src.base).u32(dst.base).u32(RUN).u32(runsPerRow).u32(0).u32(0)
@@ -135,9 +139,13 @@ function moveElements(op: string, x: Tensor, out: Tensor, shape: Shape, src: Lay
   });
 }
 
+/** How shaders/shape.wgsl moves x's elements: as raw 32-bit words, or as f16 values. */
+function movedAs(x: Tensor): StorageType {
+  return x.dtype === 'f16' ? 'f16' : 'u32';
+}
+
 function expectMovable(op: string, x: Tensor): void {
-  // The kernels move 32-bit words; f16 tensors pack two elements per word.
-  expectDType(op, x, 'f32', 'i32', 'u32');
+  expectDType(op, x, 'f32', 'i32', 'u32', 'f16');
   if (x.rank > MAX_RANK) throw new ShapeError(`${op}: rank ${x.rank} exceeds the maximum of ${MAX_RANK}.`);
 }
 
@@ -176,7 +184,8 @@ export function transposeRaw(x: Tensor, perm: readonly number[], version?: 1 | 2
   const inStrides = stridesOf(x.shape);
   const src: Layout = { base: 0, strides: perm.map((p) => inStrides[p]!) };
   const dst: Layout = { base: 0, strides: stridesOf(outShape) };
-  const tiled = (version ?? (cpuAdapter() ? 1 : 2)) === 2 && batched2d(outShape, src.strides);
+  // The tiled kernel moves 32-bit words only; f16 takes the gather.
+  const tiled = (version ?? (cpuAdapter() ? 1 : 2)) === 2 && x.dtype !== 'f16' && batched2d(outShape, src.strides);
   if (tiled && out.size > 0) {
     const [batch, rows, cols] = tiled;
     launch('transpose', {
@@ -280,6 +289,7 @@ export function padRaw(x: Tensor, shape: Shape, begin: readonly number[]): Tenso
   launch('pad', {
     shader: 'shape',
     entry: 'pad',
+    storage: movedAs(x),
     constants: { WG },
     uniforms: new Uniforms()
       .u32(runs).u32(dims.length).u32(0).u32(0).u32(RUN).u32(runsPerRow).u32(0).u32(0)

@@ -5,7 +5,7 @@
  *
  *   npm run bench -- models [--model resnet50|vgg16|resnet50,vgg16] [--size 64|224|64,224] [--batch 8]
  *                           [--warm 3] [--peer-warm N] [--modes forward,frozen,last,full]
- *                           [--peers tfjs-webgpu,tfjs-wasm,torch|none] [--no-breakdown]
+ *                           [--peers tfjs-webgpu,tfjs-wasm,torch|none] [--no-breakdown] [--precision f32|f16|f32,f16]
  *
  * Modes (bench/lib/graft-models.ts): forward (inference of base + head); frozen (the base frozen, the head
  * trained with Adam); last (fineTune's last block: ResNet50 unfreezeLast 10, VGG16 unfreezeLast 4); full
@@ -19,6 +19,11 @@
  * PyTorch compute synchronously). GFLOP/s counts conv and dense multiply-adds × 2 of the forward pass, and
  * for a training step 2× more for every trained layer (bench/lib/graft-models.ts); the same count divides
  * every framework's time. "Graft ×" is the peer's ms/step over Graft's (above 1: Graft is faster).
+ *
+ * Precision (src/nn/precision.ts): with f16, Graft's layer calls that need no gradient (the whole network
+ * in forward mode, the frozen part in a training step) keep activations and weights as f16, with f32 sums.
+ * `--precision f32,f16` runs every Graft mode twice: the f16 row's ratio is f32 ms / f16 ms, and the peers'
+ * ratios against Graft f16 follow the table.
  *
  * Memory: Graft's buffer pool, per mode: the peak bytes in use during the warm steps (the pool's peak
  * counter, reset before them) and bytesAllocated after each warm step; "flat" means bytesAllocated and the
@@ -42,6 +47,7 @@ import { randomData } from './lib/data.js';
 import { type Cell, type Column, printTable, writeJson } from './lib/table.js';
 import { gflops, median } from './lib/timing.js';
 import { type Breakdown, printBreakdown, profileStep } from './lib/breakdown.js';
+import { type Precision, PRECISIONS, withPrecisionAsync } from '../src/nn/precision.js';
 import { loadTfjsWasm, loadTfjsWebgpu, type Tf, tfjsSync } from './lib/tfjs.js';
 import { registerTfjsGradients, tfForward, type TfNet, tfResnet50, tfTrainStep, tfVgg16 } from './lib/tfjs-models.js';
 
@@ -63,10 +69,12 @@ export interface ModelsOptions {
   writeJson: boolean;
   /** Profile one extra step per Graft mode and print its per-kernel breakdown (default true). */
   breakdown: boolean;
+  /** Graft's precisions, each run in full; the first fills `graft`, f16 after f32 fills `graftF16`. */
+  precisions: Precision[];
 }
 
 export function parseModelsArgs(args: string[]): ModelsOptions {
-  const o: ModelsOptions = { models: [...MODEL_NAMES], sizes: [64, 224], batch: 8, warm: 3, peerWarm: -1, modes: [...MODES], peers: [...PEERS], writeJson: true, breakdown: true };
+  const o: ModelsOptions = { models: [...MODEL_NAMES], sizes: [64, 224], batch: 8, warm: 3, peerWarm: -1, modes: [...MODES], peers: [...PEERS], writeJson: true, breakdown: true, precisions: ['f32'] };
   const list = (v: string) => v.split(',').filter((s) => s.length > 0);
   const pick = <T extends string>(what: string, v: string, known: readonly T[]): T[] => {
     const bad = list(v).filter((s) => !known.includes(s as T));
@@ -94,7 +102,12 @@ export function parseModelsArgs(args: string[]): ModelsOptions {
     else if (a === '--peers') { const v = value(); o.peers = v === 'none' ? [] : pick('peer', v, PEERS); }
     else if (a === '--no-json') o.writeJson = false;
     else if (a === '--no-breakdown') o.breakdown = false;
-    else throw new ArgumentError(`models bench: unknown option ${a}; options: --model, --size, --batch, --warm, --peer-warm, --modes, --peers, --no-json, --no-breakdown`);
+    else if (a === '--precision') {
+      o.precisions = pick('precision', value(), PRECISIONS);
+      if (o.precisions.length === 0 || new Set(o.precisions).size !== o.precisions.length) throw new ArgumentError('models bench: --precision takes f32, f16 or f32,f16');
+      o.precisions.sort((x, y) => PRECISIONS.indexOf(x) - PRECISIONS.indexOf(y));
+    }
+    else throw new ArgumentError(`models bench: unknown option ${a}; options: --model, --size, --batch, --warm, --peer-warm, --modes, --peers, --precision, --no-json, --no-breakdown`);
   }
   if (o.peerWarm < 0) o.peerWarm = o.warm;
   return o;
@@ -113,12 +126,18 @@ export interface MemoryRecord {
   flat: boolean;
 }
 
+export type GraftTiming = Timing & { memory: MemoryRecord; trainedLayers: number; breakdown: Breakdown | null };
+
 export interface ModeResult {
   model: BenchModel;
   size: number;
   mode: Mode;
   flops: number;
-  graft: Timing & { memory: MemoryRecord; trainedLayers: number; breakdown: Breakdown | null };
+  /** The precision of `graft`. */
+  precision: Precision;
+  graft: GraftTiming;
+  /** Graft again with f16 precision, when `--precision f32,f16` asked for both. */
+  graftF16?: GraftTiming;
   peers: Partial<Record<Peer, Timing | { error: string }>>;
 }
 
@@ -137,10 +156,16 @@ async function timeSteps(step: () => Promise<void>, warm: number, afterStep?: ()
   return { coldMs, times, medianMs: median(times) };
 }
 
-async function runGraft(model: BenchModel, size: number, o: ModelsOptions): Promise<Array<Omit<ModeResult, 'peers'>>> {
+type GraftRow = Pick<ModeResult, 'model' | 'size' | 'mode' | 'flops' | 'graft'>;
+
+async function runGraft(model: BenchModel, size: number, o: ModelsOptions, precision: Precision): Promise<GraftRow[]> {
+  return withPrecisionAsync(precision, () => runGraftModes(model, size, o, precision === 'f32' ? 'graft' : `graft ${precision}`));
+}
+
+async function runGraftModes(model: BenchModel, size: number, o: ModelsOptions, name: string): Promise<GraftRow[]> {
   runtime().pool.trim(); // free buffers left by an earlier model, so bytesAllocated is this model's
   const bench = graftBench(model, size, o.batch);
-  const out: Array<Omit<ModeResult, 'peers'>> = [];
+  const out: GraftRow[] = [];
   try {
     for (const mode of o.modes) {
       const { step, flops, trainedLayers } = bench.prepare(mode);
@@ -153,9 +178,9 @@ async function runGraft(model: BenchModel, size: number, o: ModelsOptions): Prom
       }, () => pool.resetPeak());
       mem.peakBytesInUse = pool.stats().peakBytesInUse;
       mem.flat = new Set(mem.bytesAllocatedAfterSteps).size === 1 && new Set(mem.tensorsAfterSteps).size === 1;
-      console.log(`graft ${model} ${size} ${mode}: cold ${t.coldMs.toFixed(0)} ms, warm ${t.medianMs.toFixed(0)} ms, peak ${(mem.peakBytesInUse / 2 ** 20).toFixed(0)} MiB`);
+      console.log(`${name} ${model} ${size} ${mode}: cold ${t.coldMs.toFixed(0)} ms, warm ${t.medianMs.toFixed(0)} ms, peak ${(mem.peakBytesInUse / 2 ** 20).toFixed(0)} MiB`);
       const breakdown = o.breakdown ? await profileStep(step) : null;
-      if (breakdown) printBreakdown(`graft ${model} ${size} ${mode}, one profiled step`, breakdown);
+      if (breakdown) printBreakdown(`${name} ${model} ${size} ${mode}, one profiled step`, breakdown);
       out.push({ model, size, mode, flops, graft: { ...t, memory: mem, trainedLayers, breakdown } });
     }
   } finally {
@@ -288,7 +313,14 @@ export async function runModels(o: ModelsOptions): Promise<ModelsReport> {
   const save = () => { if (o.writeJson) writeJson('models', report()); };
   for (const size of o.sizes) {
     for (const model of o.models) {
-      const rows: ModeResult[] = (await runGraft(model, size, o)).map((g) => ({ ...g, peers: {} }));
+      const [first, ...more] = o.precisions;
+      const rows: ModeResult[] = (await runGraft(model, size, o, first!)).map((g) => ({ ...g, precision: first!, peers: {} }));
+      if (more.includes('f16')) {
+        for (const g of await runGraft(model, size, o, 'f16')) {
+          const row = rows.find((r) => r.mode === g.mode);
+          if (row) row.graftF16 = g.graft;
+        }
+      }
       results.push(...rows);
       save();
       const record = (peer: Peer) => (mode: Mode, t: Timing | { error: string }) => {
@@ -328,22 +360,26 @@ export async function runModels(o: ModelsOptions): Promise<ModelsReport> {
 /** Prints the results table (also usable on a saved bench/out/models.json). */
 export function printResults(results: ModeResult[], o: ModelsOptions, adapter: string): void {
   const rows: Array<Record<string, Cell>> = [];
-  const frameworks: Array<'graft' | Peer> = ['graft', ...PEERS];
+  const halfRatios: string[] = [];
+  const frameworks: Array<'graft' | 'graftF16' | Peer> = ['graft', 'graftF16', ...PEERS];
   for (const r of results) {
     for (const f of frameworks) {
-      const t = f === 'graft' ? r.graft : r.peers[f];
+      const t = f === 'graft' ? r.graft : f === 'graftF16' ? r.graftF16 : r.peers[f];
       if (!t) continue;
+      const graftRow = f === 'graft' || f === 'graftF16';
+      const fw = f === 'graft' ? (r.precision === 'f32' ? 'graft' : `graft ${r.precision}`) : f === 'graftF16' ? 'graft f16 (× = f32/f16)' : f;
       if ('error' in t) {
-        rows.push({ case: `${r.model} ${r.size} ${r.mode}`, fw: f, cold: 'error', ms: null });
+        rows.push({ case: `${r.model} ${r.size} ${r.mode}`, fw, cold: 'error', ms: null });
         continue;
       }
       rows.push({
-        case: `${r.model} ${r.size} ${r.mode}`, fw: f, cold: t.coldMs, ms: t.medianMs, ips: (o.batch * 1000) / t.medianMs,
+        case: `${r.model} ${r.size} ${r.mode}`, fw, cold: t.coldMs, ms: t.medianMs, ips: (o.batch * 1000) / t.medianMs,
         gf: gflops(r.flops, t.medianMs), gflop: f === 'graft' ? r.flops / 1e9 : null,
-        ratio: f === 'graft' ? null : t.medianMs / r.graft.medianMs,
-        peak: f === 'graft' ? r.graft.memory.peakBytesInUse / 2 ** 20 : null,
-        flat: f === 'graft' ? (r.graft.memory.flat ? 'yes' : 'no') : null,
+        ratio: f === 'graft' ? null : f === 'graftF16' ? r.graft.medianMs / t.medianMs : t.medianMs / r.graft.medianMs,
+        peak: graftRow ? (t as GraftTiming).memory.peakBytesInUse / 2 ** 20 : null,
+        flat: graftRow ? ((t as GraftTiming).memory.flat ? 'yes' : 'no') : null,
       });
+      if (!graftRow && r.graftF16) halfRatios.push(`${r.model} ${r.size} ${r.mode}: ${f} ms / Graft f16 ms = ${(t.medianMs / r.graftF16.medianMs).toFixed(2)}×`);
     }
   }
   const columns: Column[] = [
@@ -355,6 +391,7 @@ export function printResults(results: ModeResult[], o: ModelsOptions, adapter: s
   console.log(`\nResNet50 / VGG16 + head on ${adapter}, batch ${o.batch}; warm ms = median of ${o.warm} (peers ${o.peerWarm}) steps after the cold one;`);
   console.log(`'Graft ×' = peer ms / Graft ms; peak = Graft's most GPU bytes in use during the warm steps; flat = bytesAllocated and tensor count unchanged across them`);
   printTable(columns, rows);
+  if (halfRatios.length) console.log(`\nPeers against Graft f16:\n${halfRatios.join('\n')}`);
 }
 
 export async function run(args: string[]): Promise<void> {

@@ -27,6 +27,8 @@ export function featureCachePath(dir: string, role: 'train' | 'validation', data
     weights: config.weights === null ? null : fileStamp(config.weights), imageSize: config.imageSize, crop: config.cropToAspectRatio === true, preprocessing: config.preprocessing,
     augment: role === 'train' ? config.augment : 'none', seed: config.seed, validationSplit: config.validationSplit, views,
     at: at.map((t) => [t.layer.name, t.nodeIndex]),
+    // f16 features differ from f32 ones; f32 runs keep the key (and the caches) they had before precision existed.
+    ...(config.precision === 'f16' ? { precision: 'f16' } : {}),
   };
   const hash = createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 24);
   return join(dir, `${config.base}-${role}-${hash}.safetensors`);

@@ -12,6 +12,7 @@ import { loadWeights, modelTensors } from '../weights/load.js';
 import type { Preprocessing } from '../data/image.js';
 import { type BaseName, createTransferModel, DEFAULT_RESNET50_WEIGHTS, FETCH_COMMAND, type TransferModel } from '../train/transfer.js';
 import type { ParsedArgs } from './args.js';
+import type { Precision } from '../nn/precision.js';
 
 export interface RunConfig {
   format: 'graft-run';
@@ -42,6 +43,8 @@ export interface RunConfig {
   /** Skip steps whose loss or gradients are NaN/Inf (fit's onNonFinite: 'skip') instead of stopping. */
   skipNonFinite: boolean;
   seed: number;
+  /** 'f16': the frozen base runs with f16 activations and weights (src/nn/precision.ts). Absent in older runs: f32. */
+  precision?: Precision;
   /** Filled in once the data has been indexed. */
   classNames: string[] | null;
   preprocessing: Preprocessing | null;
@@ -54,6 +57,11 @@ function integer(name: string, v: unknown, min: number): number {
 
 function positive(name: string, v: unknown): number {
   if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new ArgumentError(`graft train: --${name} must be a number > 0, got ${v}.`);
+  return v;
+}
+
+function precisionOption(v: unknown): Precision {
+  if (v !== 'f32' && v !== 'f16') throw new ArgumentError(`graft train: --precision must be f32 or f16, got '${String(v)}'.`);
   return v;
 }
 
@@ -103,6 +111,7 @@ export function runConfigFrom(args: ParsedArgs): RunConfig {
     clipNorm: o['clip-norm'] === undefined ? null : positive('clip-norm', o['clip-norm']),
     skipNonFinite: o['skip-nonfinite'] === true,
     seed: integer('seed', o.seed, 0),
+    precision: precisionOption(o.precision),
     classNames: null,
     preprocessing: null,
   };

@@ -26,6 +26,7 @@ import { ProgressBar } from './progress.js';
 import { readJson, readState, RunCheckpoint, type RunState, writeJson } from './run-folder.js';
 import { buildRunModel, preprocessingOf, type RunConfig, runConfigFrom, saveFinalModel } from './run-config.js';
 import { cachedFeatures } from './feature-store.js';
+import { setPrecision } from '../nn/precision.js';
 
 export const trainCommand: CommandSpec = {
   name: 'train',
@@ -54,6 +55,7 @@ export const trainCommand: CommandSpec = {
     'clip-norm': { type: 'number', help: 'clip the gradients to this global L2 norm (both phases)' },
     'skip-nonfinite': { type: 'boolean', help: 'skip a step whose loss or gradients are NaN/Inf (checks each step) instead of stopping the run' },
     seed: { type: 'number', help: 'seed of the split, shuffles, augmentation, head initialisation and dropout', default: 0 },
+    precision: { type: 'string', help: "f16: the frozen base's activations and weights in f16, f32 sums (needs shader-f16); what trains stays f32", default: 'f32' },
     out: { type: 'string', help: 'the run folder (created; must not hold another run unless --resume)' },
     resume: { type: 'boolean', help: "continue the run in --out from its last checkpoint, with the run's own settings" },
   },
@@ -119,6 +121,7 @@ export async function runTrain(args: ParsedArgs, argv: string[]): Promise<void> 
   }
   mkdirSync(join(out, 'checkpoints'), { recursive: true });
   await init();
+  setPrecision(config.precision ?? 'f32');
   const bar = new ProgressBar(process.stdout);
   const warnings: string[] = [];
   const preprocessing = preprocessingOf(config.weights);

@@ -33,6 +33,7 @@ import type { Layer, SymbolicTensor } from './layer.js';
 import { Conv2D } from './layers/convolutional.js';
 import { Activation } from './layers/core.js';
 import { BatchNormalization } from './layers/normalization.js';
+import { releaseHalf, weightLike } from './precision.js';
 
 let enabled = true;
 
@@ -117,6 +118,8 @@ const cache = new Map<Conv2D, FoldedWeights>();
 export function releaseFolded(conv: Conv2D): void {
   const f = cache.get(conv);
   if (!f) return;
+  releaseHalf(f.kernel);
+  releaseHalf(f.bias);
   f.kernel.dispose();
   f.bias.dispose();
   cache.delete(conv);
@@ -145,5 +148,6 @@ export function runFolded(chain: FoldedChain<StepLike>, x: Tensor): Tensor {
     f = { bn, generation: writeGeneration(), ...fold(conv, bn) };
     cache.set(conv, f);
   }
-  return conv2d(x, f.kernel, { strides: conv.strides, padding: conv.padding, bias: f.bias, activation: chain.relu ? 'relu' : 'none' });
+  // With f16 activations (src/nn/precision.ts) the folded kernel and bias are read as f16 too.
+  return conv2d(x, weightLike(f.kernel, x), { strides: conv.strides, padding: conv.padding, bias: weightLike(f.bias, x), activation: chain.relu ? 'relu' : 'none' });
 }

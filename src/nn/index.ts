@@ -7,3 +7,4 @@ export * from './layers/dropout.js';
 export * from './layers/normalization.js';
 export * from './gradient-reversal.js';
 export * from './batchnorm-statistics.js';
+export * from './precision.js';

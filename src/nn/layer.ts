@@ -16,6 +16,7 @@
  */
 import { ArgumentError, ShapeError } from '../errors.js';
 import { type Shape, type Tensor, shapeStr } from '../tensor/tensor.js';
+import { releaseHalf } from './precision.js';
 
 export interface CallOptions {
   /** Training mode: dropout drops, and unfrozen BatchNorm uses batch statistics. */
@@ -237,6 +238,14 @@ export abstract class Layer {
     return this.forward(list, options);
   }
 
+  /**
+   * Whether this call can run with f16 activations and weights (src/nn/precision.ts): every kernel its
+   * forward pass uses accepts f16 storage. The model also asks that the call need no gradient.
+   */
+  runsInHalf(_options: CallOptions): boolean {
+    return false;
+  }
+
   /** Runs `forward` for a model that has already validated shapes symbolically. */
   runNode(inputs: Tensor[], options: CallOptions): Tensor {
     return this.forward(inputs, options);
@@ -255,7 +264,10 @@ export abstract class Layer {
   }
 
   dispose(): void {
-    for (const w of this.own) w.value.dispose();
+    for (const w of this.own) {
+      releaseHalf(w.value);
+      w.value.dispose();
+    }
     this.own = [];
     this.built = false;
   }

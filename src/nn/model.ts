@@ -17,6 +17,9 @@ import { ArgumentError } from '../errors.js';
 import { type Shape, type Tensor, shapeStr } from '../tensor/tensor.js';
 import { type CallOptions, Layer, type LayerConfig, SymbolicTensor } from './layer.js';
 import { foldingPays, planFolds, runFolded } from './folding.js';
+import { currentPrecision, sweepHalfCopies } from './precision.js';
+import { cast } from '../ops/cast.js';
+import { isGradEnabled } from '../autograd/tape.js';
 
 /** The layer at the root of every functional graph: it holds the model's input shape. */
 export class InputLayer extends Layer {
@@ -168,32 +171,59 @@ export class Model extends Layer {
     // Frozen Conv2D → BatchNormalization (→ ReLU) chains run as one convolution (folding.ts).
     const folds = planFolds(steps, new Set([...keep, this.outputs[0]!]));
     const replaced = new Set<Step>();
+    // With f16 precision, calls that need no gradient run on f16 copies of their inputs (precision.ts).
+    const half = currentPrecision() === 'f16';
+    if (half) sweepHalfCopies();
+    const converted = new Map<SymbolicTensor, Tensor>();
+    const valueAs = (t: SymbolicTensor, dtype: 'f32' | 'f16'): Tensor => {
+      const v = values.get(t)!;
+      if (v.dtype === dtype || (v.dtype !== 'f32' && v.dtype !== 'f16')) return v;
+      let c = converted.get(t);
+      if (!c) converted.set(t, (c = cast(v, dtype)));
+      return c;
+    };
     for (const s of steps) {
       if (replaced.has(s)) continue;
       const node = s.layer.nodes[s.node]!;
-      const args = node.inputs.map((t) => values.get(t)!);
+      const callOptions = node.output === this.outputs[0] ? options : inner;
       const chain = folds.get(s);
+      const inHalf = half && s.layer.runsInHalf(callOptions) && !needsGradient(s.layer, node.inputs.map((t) => values.get(t)!));
+      const args = node.inputs.map((t) => valueAs(t, inHalf ? 'f16' : 'f32'));
       let out: Tensor;
       if (chain && foldingPays(chain, args[0]!.shape[0]!)) {
         out = runFolded(chain, args[0]!);
         for (const r of chain.replaced) replaced.add(r);
         values.set(chain.output, out);
       } else {
-        out = s.layer.runNode(args, node.output === this.outputs[0] ? options : inner);
+        out = s.layer.runNode(args, callOptions);
         values.set(node.output, out);
       }
       for (const t of node.inputs) {
         const left = remaining.get(t)! - 1;
         remaining.set(t, left);
+        if (left > 0 || keep.has(t)) continue;
+        // Free an activation (and its converted copy) once nothing else reads it.
         const v = values.get(t)!;
-        // Free an activation once nothing else reads it.
-        if (left === 0 && !keep.has(t) && !callerOwned.has(v) && v !== out) {
+        const c = converted.get(t);
+        if (c && c !== out) {
+          c.dispose();
+          converted.delete(t);
+        }
+        if (!callerOwned.has(v) && v !== out) {
           v.dispose();
           values.delete(t);
         }
       }
     }
-    return targets.map((t) => values.get(t)!);
+    for (const c of converted.values()) c.dispose();
+    // A model's outputs are f32 whatever precision its layers ran in.
+    return targets.map((t) => {
+      const v = values.get(t)!;
+      if (v.dtype !== 'f16' || callerOwned.has(v)) return v;
+      const full = cast(v, 'f32');
+      v.dispose();
+      return full;
+    });
   }
 
   /** The layer calls (in this model's order) needed to compute `targets` when `feeds` are given. */
@@ -260,6 +290,11 @@ export class Model extends Layer {
   summary(lineLength = 110): string {
     return formatSummary(this, lineLength);
   }
+}
+
+/** Whether a layer call records for backward: gradients are on and an input or a weight of it requires one. */
+function needsGradient(layer: Layer, inputs: readonly Tensor[]): boolean {
+  return isGradEnabled() && (inputs.some((t) => t.requiresGrad) || layer.trainableWeights.some((w) => w.value.requiresGrad));
 }
 
 function defaultVaries(layer: Layer): boolean {

@@ -16,6 +16,7 @@ import { noGrad } from '../../src/autograd/tape.js';
 import { preprocess } from '../../src/data/image.js';
 import { type Pretrained, decodePredictions, loadPretrained } from '../../src/models/pretrained.js';
 import { fetchResnet50Imagenet } from '../../src/weights/fetch.js';
+import { withPrecisionAsync } from '../../src/nn/precision.js';
 import { RESNET50_IMAGENET } from '../../src/weights/resnet50-imagenet.js';
 import { HYMENOPTERA_VAL, IMAGENET_FIXTURES, IMAGENET_INPUTS, SIZE, readRgbFixture, rgb224FromJpeg } from './imagenet-inputs.js';
 
@@ -34,6 +35,7 @@ const TOLERANCE = 1e-3;
 let pretrained: Pretrained;
 let probabilities: Float32Array;
 let folded: Float32Array;
+let half: Float32Array;
 
 beforeAll(async () => {
   if (!existsSync(WEIGHTS)) {
@@ -54,6 +56,7 @@ beforeAll(async () => {
   probabilities = await run(); // trainable: every BatchNorm runs as its own kernel
   model.trainable = false; // frozen: each Conv → BN → ReLU chain runs as one folded convolution
   folded = await run();
+  half = await withPrecisionAsync('f16', run); // f16 activations and weights, f32 sums (src/nn/precision.ts)
   model.dispose();
 }, 600_000);
 
@@ -84,6 +87,17 @@ describe('ResNet50 with the ImageNet weights agrees with an independent NumPy Re
     console.log(`ResNet50, folded vs unfolded BatchNorm: max |Δp| ${worst.toExponential(2)} over ${IMAGENET_INPUTS.length}×1000 probabilities`);
     expect(worst).toBeLessThan(1e-5);
     expect(worst).toBeGreaterThan(0); // a different computation (the kernels really changed), equal up to rounding
+  });
+
+  test('with f16 precision: the same top-1 for every image, every probability within 5e-3 of f32', () => {
+    let worst = 0;
+    for (let i = 0; i < probabilities.length; i++) worst = Math.max(worst, Math.abs(half[i]! - probabilities[i]!));
+    const top1 = (p: Float32Array, b: number) => decodePredictions(p.subarray(b * 1000, (b + 1) * 1000), 1000, pretrained.labels, 1)[0]![0]!.index;
+    const agree = IMAGENET_INPUTS.filter((_, b) => top1(half, b) === top1(probabilities, b)).length;
+    console.log(`ResNet50 in f16 vs f32: top-1 agreement ${agree}/${IMAGENET_INPUTS.length}, max |Δp| ${worst.toExponential(2)}`);
+    expect(agree).toBe(IMAGENET_INPUTS.length);
+    expect(worst).toBeLessThan(5e-3);
+    expect(worst).toBeGreaterThan(1e-6); // it really ran in f16
   });
 
   for (const [b, { name, label, index }] of IMAGENET_INPUTS.entries()) test(`${name}: top-1 is "${label}" (${index}), top-5 probabilities within 1e-3 of the golden`, () => {

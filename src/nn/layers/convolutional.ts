@@ -6,9 +6,11 @@ import { ArgumentError } from '../../errors.js';
 import type { Shape, Tensor } from '../../tensor/tensor.js';
 import { type ConvPadding, conv2d, conv2dGeometry, glorotUniform, zeroPadding2d, zeros } from '../../ops/index.js';
 import { resolveZeroPadding, type ZeroPadding2dSpec } from '../../ops/padding.js';
+import { convRunsInHalf } from '../../ops/conv-kernels.js';
 import { Layer, type LayerConfig, type Weight } from '../layer.js';
 import { type ActivationName, applyActivation, checkActivation, seedFor } from './core.js';
 import { releaseFolded } from '../folding.js';
+import { weightLike } from '../precision.js';
 
 export interface Conv2DConfig extends LayerConfig {
   filters: number;
@@ -73,12 +75,16 @@ export class Conv2D extends Layer {
     return [g.OH, g.OW, g.F];
   }
 
+  override runsInHalf(): boolean {
+    return this.activation !== 'softmax' && convRunsInHalf(this.filters);
+  }
+
   protected forward([x]: Tensor[]): Tensor {
     const fused = this.activation === 'relu';
-    const y = conv2d(x!, this.kernel!.value, {
+    const y = conv2d(x!, weightLike(this.kernel!.value, x!), {
       strides: this.strides,
       padding: this.padding,
-      bias: this.bias?.value ?? null,
+      bias: this.bias ? weightLike(this.bias.value, x!) : null,
       activation: fused ? 'relu' : 'none',
     });
     return fused ? y : applyActivation(y, this.activation);
@@ -106,6 +112,9 @@ export class ZeroPadding2D extends Layer {
   computeOutputShape([shape]: Shape[]): Shape {
     const p = resolveZeroPadding(this.padding);
     return [shape![0]! + p.top + p.bottom, shape![1]! + p.left + p.right, shape![2]!];
+  }
+  override runsInHalf(): boolean {
+    return true;
   }
   protected forward([x]: Tensor[]): Tensor {
     return zeroPadding2d(x!, this.padding);

@@ -5,6 +5,8 @@ import { ArgumentError, ShapeError } from '../../errors.js';
 import { type Shape, type Tensor, shapeStr } from '../../tensor/tensor.js';
 import { add, dense, relu, sigmoid, softmax, tanh, reshape, flatten, glorotUniform, zeros } from '../../ops/index.js';
 import { type CallOptions, Layer, type LayerConfig, type Weight } from '../layer.js';
+import { denseRunsInHalf } from '../../ops/matmul.js';
+import { weightLike } from '../precision.js';
 
 export type ActivationName = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'softmax';
 const ACTIVATIONS: readonly ActivationName[] = ['linear', 'relu', 'sigmoid', 'tanh', 'softmax'];
@@ -78,10 +80,14 @@ export class Dense extends Layer {
     return [...shape.slice(0, -1), this.units];
   }
 
+  override runsInHalf(options: CallOptions): boolean {
+    return outputActivation(this.activation, options) !== 'softmax' && denseRunsInHalf(this.units);
+  }
+
   protected forward([x]: Tensor[], options: CallOptions): Tensor {
     const rows = x!.rank === 2 ? x! : reshape(x!, [-1, x!.shape[x!.rank - 1]!]);
     const fused = this.activation === 'relu' ? 'relu' : 'none';
-    let y = dense(rows, this.kernel!.value, this.bias?.value ?? null, fused);
+    let y = dense(rows, weightLike(this.kernel!.value, x!), this.bias ? weightLike(this.bias.value, x!) : null, fused);
     if (x!.rank !== 2) y = reshape(y, [...x!.shape.slice(0, -1), this.units]);
     return fused === 'relu' ? y : applyActivation(y, outputActivation(this.activation, options));
   }
@@ -101,6 +107,9 @@ export class Activation extends Layer {
   computeOutputShape([shape]: Shape[]): Shape {
     return shape!;
   }
+  override runsInHalf(options: CallOptions): boolean {
+    return outputActivation(this.activation, options) !== 'softmax';
+  }
   protected forward([x]: Tensor[], options: CallOptions): Tensor {
     return applyActivation(x!, outputActivation(this.activation, options));
   }
@@ -114,6 +123,9 @@ export class Flatten extends Layer {
   }
   computeOutputShape([shape]: Shape[]): Shape {
     return [shape!.reduce((a, b) => a * b, 1)];
+  }
+  override runsInHalf(): boolean {
+    return true;
   }
   protected forward([x]: Tensor[]): Tensor {
     return flatten(x!);
@@ -137,6 +149,9 @@ export class Add extends Layer {
       }
     });
     return first;
+  }
+  override runsInHalf(): boolean {
+    return true;
   }
   protected forward(xs: Tensor[], _options: CallOptions): Tensor {
     let sum = add(xs[0]!, xs[1]!);

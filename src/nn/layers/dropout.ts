@@ -30,6 +30,11 @@ export class Dropout extends Layer {
     return shape!;
   }
 
+  /** In inference dropout is the identity, which any dtype can pass through. */
+  override runsInHalf(options: CallOptions): boolean {
+    return !options.training;
+  }
+
   protected forward([x]: Tensor[], options: CallOptions): Tensor {
     if (!options.training || this.rate === 0) return dropout(x!, { rate: this.rate, seed: this.seed, training: false });
     // 2^21 calls per seed keep the derived seed an exact integer below 2^53.

@@ -41,6 +41,7 @@ import { type TensorData, write } from '../../tensor/create.js';
 import { type Shape, type Tensor, shapeStr } from '../../tensor/tensor.js';
 import { batchNorm, full } from '../../ops/index.js';
 import { type CallOptions, Layer, type LayerConfig, type Weight } from '../layer.js';
+import { weightLike } from '../precision.js';
 
 export interface BatchNormalizationConfig extends LayerConfig {
   /** Added to the variance. Default 1e-3 (Keras's default and the TF.js ResNet50's; Keras's ResNet50 uses 1.001e-5). */
@@ -120,13 +121,19 @@ export class BatchNormalization extends Layer {
    * Normalises `x` ([N, ..., C]). `training: true` uses the batch statistics and updates the moving ones,
    * unless the layer is frozen or in `inferenceMode`, in which case it runs in inference mode (see above).
    */
+  /** With the moving statistics (inference, or frozen) it can; batch statistics are f32 only. */
+  override runsInHalf(options: CallOptions): boolean {
+    return !(options.training && this.trainable && !this.inferenceMode);
+  }
+
   protected forward([x]: Tensor[], options: CallOptions): Tensor {
     this.assertAlive('call');
+    const like = (w: Weight | null) => (w ? weightLike(w.value, x!) : null);
     return batchNorm(x!, {
-      gamma: this.gamma?.value ?? null,
-      beta: this.beta?.value ?? null,
-      mean: this.movingMean!.value,
-      variance: this.movingVariance!.value,
+      gamma: like(this.gamma),
+      beta: like(this.beta),
+      mean: like(this.movingMean)!,
+      variance: like(this.movingVariance)!,
       epsilon: this.epsilon,
       momentum: this.momentumOverride ?? this.momentum,
       training: options.training && this.trainable && !this.inferenceMode,

@@ -30,6 +30,9 @@ export class MaxPooling2D extends Pooling2D {
   constructor(config: Pooling2DConfig = {}) {
     super(config, 'max_pooling2d');
   }
+  override runsInHalf(): boolean {
+    return true;
+  }
   protected forward([x]: Tensor[]): Tensor {
     return maxPool2d(x!, this.options);
   }
@@ -39,6 +42,9 @@ export class AveragePooling2D extends Pooling2D {
   readonly className = 'AveragePooling2D';
   constructor(config: Pooling2DConfig = {}) {
     super(config, 'average_pooling2d');
+  }
+  override runsInHalf(): boolean {
+    return true;
   }
   protected forward([x]: Tensor[]): Tensor {
     return avgPool2d(x!, this.options);
@@ -53,6 +59,9 @@ export class GlobalAveragePooling2D extends Layer {
   computeOutputShape([shape]: Shape[]): Shape {
     return [shape![2]!];
   }
+  override runsInHalf(): boolean {
+    return true;
+  }
   protected forward([x]: Tensor[]): Tensor {
     return globalAveragePool2d(x!);
   }
@@ -65,6 +74,9 @@ export class GlobalMaxPooling2D extends Layer {
   }
   computeOutputShape([shape]: Shape[]): Shape {
     return [shape![2]!];
+  }
+  override runsInHalf(): boolean {
+    return true;
   }
   protected forward([x]: Tensor[]): Tensor {
     return globalMaxPool2d(x!);

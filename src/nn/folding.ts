@@ -10,9 +10,9 @@
  * so one convolution with a scaled kernel and a new bias, and the ReLU that follows in its fused epilogue,
  * replace three passes over the activations (conv, BN, ReLU). In ResNet50's inference the BN and ReLU
  * passes are about 17 % of the step on lavapipe (bench/RESULTS.md). The folded kernel and bias are kept per
- * convolution (memory: one more copy of each folded kernel) and recomputed after any in-place write to any
- * tensor (write-generation.ts: uploads, optimizer steps, moving-statistics updates, restored snapshots), so
- * they cannot go stale. A folded kernel costs its size in memory and a pass to compute; it saves two passes
+ * convolution (memory: one more copy of each folded kernel) and recomputed after an in-place write to any of
+ * the weights they come from (write-generation.ts: uploads, optimizer steps, moving-statistics updates,
+ * restored snapshots), so they cannot go stale. A folded kernel costs its size in memory and a pass to compute; it saves two passes
  * over the convolution's output each call. So a chain is folded only where that output (for this batch) is
  * at least as large as the kernel: in ResNet50 at 224, batch 8, that is 37 of the 53 BatchNorms; the other 16
  * (conv5's wide 1×1 layers on 7×7 maps) would cost 71 MiB more for 2 % of the step.
@@ -24,7 +24,7 @@
  * the plain graph (tests compare the two).
  */
 import { tidy } from '../tensor/scope.js';
-import { writeGeneration } from '../tensor/write-generation.js';
+import { WriteStamp } from '../tensor/write-generation.js';
 import { noGrad } from '../autograd/tape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, affine, mul, reciprocal, sqrt } from '../ops/elementwise.js';
@@ -103,15 +103,14 @@ export function foldingPays(chain: FoldedChain<StepLike>, batch: number): boolea
   return out >= chain.conv.kernel!.value.size;
 }
 
-/** The folded kernel and bias of a convolution, and the write generation they were computed at. */
+/** The folded kernel and bias of a convolution, and the weights they were computed from. */
 interface FoldedWeights {
-  bn: BatchNormalization;
-  generation: number;
+  stamp: WriteStamp;
   kernel: Tensor;
   bias: Tensor;
 }
 
-// Kept per convolution until a tensor anywhere is written in place (write-generation.ts) or the layer is disposed.
+// Kept per convolution until one of its sources is replaced or written in place (write-generation.ts), or the layer is disposed.
 const cache = new Map<Conv2D, FoldedWeights>();
 
 /** Frees the folded weights cached for `conv` (Conv2D.dispose calls it). */
@@ -142,10 +141,11 @@ function fold(conv: Conv2D, bn: BatchNormalization): { kernel: Tensor; bias: Ten
 /** The chain's output in one convolution: the folded kernel and bias, ReLU in the epilogue. */
 export function runFolded(chain: FoldedChain<StepLike>, x: Tensor): Tensor {
   const { conv, bn } = chain;
+  const sources = [conv.kernel!.value, conv.bias?.value ?? null, bn.gamma?.value ?? null, bn.beta?.value ?? null, bn.movingMean!.value, bn.movingVariance!.value];
   let f = cache.get(conv);
-  if (!f || f.bn !== bn || f.generation !== writeGeneration()) {
+  if (!f || !f.stamp.current(sources)) {
     releaseFolded(conv);
-    f = { bn, generation: writeGeneration(), ...fold(conv, bn) };
+    f = { stamp: new WriteStamp(sources), ...fold(conv, bn) };
     cache.set(conv, f);
   }
   // With f16 activations (src/nn/precision.ts) the folded kernel and bias are read as f16 too.

@@ -14,8 +14,8 @@
  * to f32. `Model.execute` converts between the two at the boundaries, once per tensor.
  *
  * Weights. A layer call in f16 reads `weightLike(w, x)`: the weight itself when x is f32, else an f16 copy,
- * made once and kept (like a folded kernel, src/nn/folding.ts) until any tensor is written in place
- * (src/tensor/write-generation.ts), or the weight is disposed. `halfCopies()` reports what they hold.
+ * made once and kept (like a folded kernel, src/nn/folding.ts) until the weight is written in place
+ * (src/tensor/write-generation.ts) or disposed. `halfCopies()` reports what they hold.
  *
  * Needs the device feature 'shader-f16'; asking for f16 without it throws, naming the adapter.
  */
@@ -23,7 +23,7 @@ import { ArgumentError } from '../errors.js';
 import { runtime } from '../gpu/runtime.js';
 import { noGrad } from '../autograd/tape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { writeGeneration } from '../tensor/write-generation.js';
+import { WriteStamp } from '../tensor/write-generation.js';
 import { cast } from '../ops/cast.js';
 
 export type Precision = 'f32' | 'f16';
@@ -73,7 +73,7 @@ export function currentPrecision(): Precision {
 }
 
 interface HalfCopy {
-  generation: number;
+  stamp: WriteStamp;
   half: Tensor;
 }
 
@@ -84,10 +84,10 @@ export function weightLike(w: Tensor, x: Tensor): Tensor {
   if (w.dtype === x.dtype) return w;
   if (x.dtype !== 'f16' || w.dtype !== 'f32') throw new ArgumentError(`weightLike: cannot bring ${w.dtype} weight '${w.name}' to ${x.dtype}.`);
   const hit = copies.get(w);
-  if (hit && hit.generation === writeGeneration()) return hit.half;
+  if (hit && hit.stamp.current([w])) return hit.half;
   hit?.half.dispose();
   const half = noGrad(() => cast(w, 'f16')).keep();
-  copies.set(w, { generation: writeGeneration(), half });
+  copies.set(w, { stamp: new WriteStamp([w]), half });
   return half;
 }
 
@@ -102,7 +102,7 @@ export function releaseHalf(w: Tensor): void {
 /** Frees the copies of weights that were disposed (e.g. replaced by Weight.assign) or written since. */
 export function sweepHalfCopies(): void {
   for (const [w, c] of copies) {
-    if (w.isDisposed || c.generation !== writeGeneration()) releaseHalf(w);
+    if (!c.stamp.current([w])) releaseHalf(w);
   }
 }
 

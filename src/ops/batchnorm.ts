@@ -139,7 +139,7 @@ export function batchNormStatsRaw(
     flops: 5 * x.size,
   });
   if (!running) for (const s of slots) s.dispose();
-  else markWritten(); // the moving statistics changed in place
+  else markWritten(running.mean, running.variance); // the moving statistics changed in place
   return { mean, variance };
 }
 

@@ -74,7 +74,7 @@ export function sgdUpdate(param: Tensor, grad: Tensor, velocity: Tensor | null, 
     workgroupSize: WG,
     flopsPerElement: hasMomentum ? 6 : 4,
   });
-  markWritten();
+  markWritten(param, ...(velocity ? [velocity] : []));
 }
 
 /** One Adam (or AdamW, with `decoupled`) step on `param`, in place; `m` and `v` are updated in place. */
@@ -99,7 +99,7 @@ export function adamUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h:
     workgroupSize: WG,
     flopsPerElement: 16,
   });
-  markWritten();
+  markWritten(param, m, v);
 }
 
 /** 1 / (1 − β1^t) and 1 / (1 − β2^t), computed in f64 on the CPU. */

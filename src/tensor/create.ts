@@ -47,5 +47,5 @@ export function write(t: Tensor, data: TensorData): void {
     throw new ShapeError(`write: ${data.length} values for tensor ${shapeStr(t.shape)} (${t.size} elements).`);
   }
   runtime().upload(t.buffer, encode(data, t.dtype));
-  markWritten();
+  markWritten(t);
 }

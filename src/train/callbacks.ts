@@ -76,7 +76,7 @@ export class WeightSnapshot {
     const weights = model.weights;
     if (weights.length !== this.copies.length) throw new ArgumentError(`WeightSnapshot.restore: the model has ${weights.length} weights, the snapshot ${this.copies.length}.`);
     weights.forEach((w, i) => runtime().copy(this.copies[i]!.buffer, 0, w.value.buffer, 0, w.value.byteLength));
-    markWritten();
+    markWritten(...weights.map((w) => w.value));
   }
 
   get empty(): boolean {

@@ -48,6 +48,7 @@ override WG_X: u32 = 16u;
 override WG_Y: u32 = 4u;
 override HAS_BIAS: bool = false;
 override ACT: u32 = 0u;          // 0 none, 1 relu
+override HAS_RESIDUAL: bool = false;   // forward: add residual[pixel, cols] before the activation (a ResNet block's shortcut)
 
 struct Params {
   rows: u32, rows_u: u32, rows_v: u32, c_out: u32,          // GEMM rows = n · rows_u · rows_v; columns = c_out
@@ -64,7 +65,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<Elem>;
 @group(0) @binding(2) var<storage, read> weights: array<vec4<Elem>>;
 @group(0) @binding(3) var<storage, read> bias: array<vec4<Elem>>;
-@group(0) @binding(4) var<storage, read_write> dst: array<vec4<Elem>>;
+@group(0) @binding(4) var<storage, read> residual: array<vec4<Elem>>;   // shaped as dst
+@group(0) @binding(5) var<storage, read_write> dst: array<vec4<Elem>>;
 
 fn w4(i: u32) -> vec4f { return vec4f(weights[i]); }
 fn src4(i: vec4u) -> vec4f { return vec4f(f32(src[i.x]), f32(src[i.y]), f32(src[i.z]), f32(src[i.w])); }
@@ -158,10 +160,12 @@ fn k_chunk_t(acc: ptr<function, array<vec4f, 8>>, a_lo: vec4f, a_hi: vec4f, b_ro
   }
 }
 
-fn epilogue(v: vec4f, bias_v: vec4f) -> vec4<Elem> {
+/** dst[i] = act(v + bias (+ residual[i])), rounded to the storage type once. */
+fn store(i: u32, v: vec4f, bias_v: vec4f) {
   var r = v + bias_v;
+  if (HAS_RESIDUAL) { r += vec4f(residual[i]); }
   if (ACT == 1u) { r = max(r, vec4f(0.0)); }
-  return vec4<Elem>(r);
+  dst[i] = vec4<Elem>(r);
 }
 
 /** The whole kernel; `b_transposed` is a constant at each entry point, so its branches fold away. */
@@ -211,11 +215,11 @@ fn gather_tile(gid: vec3u, sg_lane: u32, b_transposed: bool) {
   if (HAS_BIAS) { bias_v = vec4f(bias[col]); }
   for (var r = 0u; r < 4u; r++) {
     if (row0 + r >= p.rows) { return; }
-    dst[lo.dst[r] + col] = epilogue(acc[r], bias_v);
+    store(lo.dst[r] + col, acc[r], bias_v);
   }
   for (var r = 0u; r < 4u; r++) {
     if (row0 + 4u + r >= p.rows) { return; }
-    dst[hi.dst[r] + col] = epilogue(acc[4u + r], bias_v);
+    store(hi.dst[r] + col, acc[4u + r], bias_v);
   }
 }
 
@@ -280,10 +284,10 @@ fn main_span(@builtin(global_invocation_id) gid: vec3u, @builtin(subgroup_invoca
   if (HAS_BIAS) { bias_v = vec4f(bias[col]); }
   for (var r = 0u; r < 4u; r++) {
     if (row0 + r >= p.rows) { return; }
-    dst[lo.dst[r] + col] = epilogue(acc[r], bias_v);
+    store(lo.dst[r] + col, acc[r], bias_v);
   }
   for (var r = 0u; r < 4u; r++) {
     if (row0 + 4u + r >= p.rows) { return; }
-    dst[hi.dst[r] + col] = epilogue(acc[4u + r], bias_v);
+    store(hi.dst[r] + col, acc[4u + r], bias_v);
   }
 }

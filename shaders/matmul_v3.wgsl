@@ -33,6 +33,7 @@ override WG_X: u32 = 16u;
 override WG_Y: u32 = 4u;
 override HAS_BIAS: bool = false;
 override ACT: u32 = 0u;          // 0 none, 1 relu
+override HAS_RESIDUAL: bool = false;   // add residual (shaped and strided as C) before the activation
 
 struct Params {
   M: u32, N: u32, K: u32,
@@ -41,6 +42,7 @@ struct Params {
   a_batch: u32, b_batch: u32, c_batch: u32,         // element strides between batch entries
   c_row: u32,                                       // element stride of C's rows
   a_off: u32, b_off: u32, c_off: u32, bias_off: u32, // elements before A(0, 0), B(0, 0), C(0, 0), bias[0]
+  res_off: u32, _pad0: u32, _pad1: u32, _pad2: u32,  // elements before residual(0, 0)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -48,7 +50,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<Elem>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<Elem>>;
 @group(0) @binding(3) var<storage, read> bias: array<vec4<Elem>>;
-@group(0) @binding(4) var<storage, read_write> c: array<vec4<Elem>>;
+@group(0) @binding(4) var<storage, read> residual: array<vec4<Elem>>;   // C's layout, at res_off
+@group(0) @binding(5) var<storage, read_write> c: array<vec4<Elem>>;
 
 fn b4(i: u32) -> vec4f { return vec4f(b[i]); }
 fn a4(rows: vec4u, ak: u32) -> vec4f { return vec4f(f32(a[rows.x + ak]), f32(a[rows.y + ak]), f32(a[rows.z + ak]), f32(a[rows.w + ak])); }
@@ -141,12 +144,14 @@ fn matmul_tile(gid: vec3u, sg_lane: u32, b_transposed: bool) {
   var bias_v = vec4f(0.0);
   if (HAS_BIAS) { bias_v = vec4f(bias[p.bias_off / 4u + col]); }
   let c_base = (p.c_off + batch * p.c_batch) / 4u + col;
+  let r_base = (p.res_off + batch * p.c_batch) / 4u + col;
   let c_step = p.c_row / 4u;
   for (var r = 0u; r < 8u; r++) {
     let m = row0 + r;
     if (m >= p.M) { break; }
     var v = acc[r] + bias_v;
     if (p.accumulate != 0u) { v += vec4f(c[c_base + m * c_step]); }
+    if (HAS_RESIDUAL) { v += vec4f(residual[r_base + m * c_step]); }
     if (ACT == 1u) { v = max(v, vec4f(0.0)); }
     c[c_base + m * c_step] = vec4<Elem>(v);
   }

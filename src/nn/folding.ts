@@ -17,6 +17,13 @@
  * at least as large as the kernel: in ResNet50 at 224, batch 8, that is 37 of the 53 BatchNorms; the other 16
  * (conv5's wide 1×1 layers on 7×7 maps) would cost 71 MiB more for 2 % of the step.
  *
+ * The end of a ResNet block, conv → BN → Add(shortcut) → ReLU, goes further: the shortcut is added in the
+ * same kernel's epilogue before the ReLU (conv2d's `residual`), which saves two more passes over the block's
+ * output, the residual add and its ReLU (about 17 % of an f16 ResNet50 forward pass, bench/RESULTS.md). This
+ * needs the shortcut computed before the convolution runs. In ResNet50 that holds for the identity blocks,
+ * whose shortcut is the block's input; in the 4 projection blocks the shortcut's own convolution runs after
+ * the main path's last one (the same distance from the output), and there the Add runs on its own.
+ *
  * Only chains where nothing trains are folded: the Conv2D and the BatchNormalization both frozen
  * (`trainable = false`), the convolution without an activation of its own, the convolution's output read
  * by the BN alone and the BN's by the ReLU alone (or the ReLU skipped), and no intermediate asked for.
@@ -31,7 +38,7 @@ import { add, affine, mul, reciprocal, sqrt } from '../ops/elementwise.js';
 import { conv2d } from '../ops/conv.js';
 import type { Layer, SymbolicTensor } from './layer.js';
 import { Conv2D } from './layers/convolutional.js';
-import { Activation } from './layers/core.js';
+import { Activation, Add } from './layers/core.js';
 import { BatchNormalization } from './layers/normalization.js';
 import { releaseHalf, weightLike } from './precision.js';
 
@@ -57,12 +64,14 @@ export interface FoldedChain<S extends StepLike> {
   conv: Conv2D;
   bn: BatchNormalization;
   relu: boolean;
-  /** The steps the folded convolution replaces (the BN and, if folded, the ReLU). */
+  /** The steps the folded convolution replaces (the BN and, if folded, the Add and the ReLU). */
   replaced: S[];
   /** The convolution's own output (never computed when folded). */
   convOutput: SymbolicTensor;
-  /** The symbolic tensor the folded convolution produces (the BN's output, or the ReLU's). */
+  /** The symbolic tensor the folded convolution produces (the BN's output, the Add's, or the ReLU's). */
   output: SymbolicTensor;
+  /** The Add's other input (a ResNet block's shortcut), added in the convolution's epilogue; or null. */
+  residual: SymbolicTensor | null;
 }
 
 /**
@@ -78,7 +87,14 @@ export function planFolds<S extends StepLike>(steps: readonly S[], keep: Readonl
     const r = readers.get(t);
     return r && r.length === 1 && !keep.has(t) ? r[0]! : null;
   };
-  for (const s of steps) {
+  // Where each tensor is computed: a residual can join only if it exists by the time the convolution runs.
+  const producedAt = new Map<SymbolicTensor, number>();
+  steps.forEach((s, i) => producedAt.set(s.layer.nodes[s.node]!.output, i));
+  const reluAfter = (t: SymbolicTensor): S | null => {
+    const r = onlyReader(t);
+    return r !== null && r.layer instanceof Activation && r.layer.activation === 'relu' ? r : null;
+  };
+  for (const [at, s] of steps.entries()) {
     const conv = s.layer;
     if (!(conv instanceof Conv2D) || conv.trainable || conv.activation !== 'linear') continue;
     const bnStep = onlyReader(conv.nodes[s.node]!.output);
@@ -86,13 +102,25 @@ export function planFolds<S extends StepLike>(steps: readonly S[], keep: Readonl
     if (!bnStep || !(bn instanceof BatchNormalization) || bn.trainable || bn.nodes[bnStep.node]!.inputs.length !== 1) continue;
     let output = bn.nodes[bnStep.node]!.output;
     const replaced = [bnStep];
-    const reluStep = onlyReader(output);
-    const relu = reluStep !== null && reluStep.layer instanceof Activation && reluStep.layer.activation === 'relu';
-    if (relu) {
+    let residual: SymbolicTensor | null = null;
+    const addStep = onlyReader(output);
+    if (addStep && addStep.layer instanceof Add) {
+      // conv → BN → Add(shortcut) (→ ReLU): the end of a ResNet block, one kernel when the shortcut is ready.
+      const addInputs = addStep.layer.nodes[addStep.node]!.inputs;
+      const other = addInputs.length === 2 ? addInputs.find((t) => t !== output) : undefined;
+      if (other && (producedAt.get(other) ?? -1) < at) {
+        residual = other;
+        replaced.push(addStep);
+        output = addStep.layer.nodes[addStep.node]!.output;
+      }
+    }
+    const reluStep = reluAfter(output);
+    const relu = reluStep !== null;
+    if (reluStep) {
       replaced.push(reluStep);
       output = reluStep.layer.nodes[reluStep.node]!.output;
     }
-    plans.set(s, { conv, bn, relu, replaced, convOutput: conv.nodes[s.node]!.output, output });
+    plans.set(s, { conv, bn, relu, replaced, convOutput: conv.nodes[s.node]!.output, output, residual });
   }
   return plans;
 }
@@ -138,8 +166,8 @@ function fold(conv: Conv2D, bn: BatchNormalization): { kernel: Tensor; bias: Ten
   );
 }
 
-/** The chain's output in one convolution: the folded kernel and bias, ReLU in the epilogue. */
-export function runFolded(chain: FoldedChain<StepLike>, x: Tensor): Tensor {
+/** The chain's output in one convolution: the folded kernel and bias, the residual and the ReLU in the epilogue. */
+export function runFolded(chain: FoldedChain<StepLike>, x: Tensor, residual: Tensor | null = null): Tensor {
   const { conv, bn } = chain;
   const sources = [conv.kernel!.value, conv.bias?.value ?? null, bn.gamma?.value ?? null, bn.beta?.value ?? null, bn.movingMean!.value, bn.movingVariance!.value];
   let f = cache.get(conv);
@@ -149,5 +177,5 @@ export function runFolded(chain: FoldedChain<StepLike>, x: Tensor): Tensor {
     cache.set(conv, f);
   }
   // With f16 activations (src/nn/precision.ts) the folded kernel and bias are read as f16 too.
-  return conv2d(x, weightLike(f.kernel, x), { strides: conv.strides, padding: conv.padding, bias: weightLike(f.bias, x), activation: chain.relu ? 'relu' : 'none' });
+  return conv2d(x, weightLike(f.kernel, x), { strides: conv.strides, padding: conv.padding, bias: weightLike(f.bias, x), residual, activation: chain.relu ? 'relu' : 'none' });
 }

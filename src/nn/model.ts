@@ -190,15 +190,17 @@ export class Model extends Layer {
       const inHalf = half && s.layer.runsInHalf(callOptions) && !needsGradient(s.layer, node.inputs.map((t) => values.get(t)!));
       const args = node.inputs.map((t) => valueAs(t, inHalf ? 'f16' : 'f32'));
       let out: Tensor;
+      let read = node.inputs;
       if (chain && foldingPays(chain, args[0]!.shape[0]!)) {
-        out = runFolded(chain, args[0]!);
+        out = runFolded(chain, args[0]!, chain.residual ? valueAs(chain.residual, args[0]!.dtype as 'f32' | 'f16') : null);
         for (const r of chain.replaced) replaced.add(r);
         values.set(chain.output, out);
+        if (chain.residual) read = [...read, chain.residual]; // the Add's read, done by the folded kernel
       } else {
         out = s.layer.runNode(args, callOptions);
         values.set(node.output, out);
       }
-      for (const t of node.inputs) {
+      for (const t of read) {
         const left = remaining.get(t)! - 1;
         remaining.set(t, left);
         if (left > 0 || keep.has(t)) continue;

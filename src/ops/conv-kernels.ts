@@ -34,6 +34,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { ArgumentError, LimitError } from '../errors.js';
 import { grid1d, launch, pinnedWorkgroupShape } from './kernel.js';
 import { dense, matmul, subgroupKernelSupported } from './matmul.js';
+import { binaryRaw, unaryRaw } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
 import { transposeRaw } from './shape.js';
 
@@ -171,7 +172,7 @@ function workgroupShape(version: 'v2' | 'v3', columnGroups: number): { WG_X: num
 function gather(
   what: string, version: 'v2' | 'v3', src: Tensor, filter: Tensor, bias: Tensor | null, activation: ConvActivation,
   out: Tensor, n: number, h: AxisMap, w: AxisMap, cIn: number, cOut: number, filterW: number, flops: number,
-  entryV3: 'main' | 'main_bt' | 'main_span' = 'main',
+  entryV3: 'main' | 'main_bt' | 'main_span' = 'main', residual: Tensor | null = null,
 ): void {
   const rows = n * h.rows * w.rows;
   if (rows === 0 || cOut === 0) return;
@@ -190,7 +191,7 @@ function gather(
       shader: `conv2d_${version}`,
       entry,
       ...(version === 'v3' ? { storage: src.dtype === 'f16' ? 'f16' as const : 'f32' as const } : {}),
-      constants: { ...wg, HAS_BIAS: bias !== null, ACT: activation === 'relu' ? 1 : 0 },
+      constants: { ...wg, HAS_BIAS: bias !== null, ACT: activation === 'relu' ? 1 : 0, ...(version === 'v3' ? { HAS_RESIDUAL: residual !== null } : {}) },
       uniforms: new Uniforms()
         .u32(rows).u32(h.rows).u32(w.rows).u32(cOut)
         .u32(cIn).u32(h.src).u32(w.src).u32(filterW)
@@ -199,7 +200,8 @@ function gather(
         .i32(w.srcRow).i32(w.srcTap).i32(w.srcOff).u32(w.fStep)
         .u32(h.fOff).u32(w.fOff).u32(h.dstStep).u32(w.dstStep)
         .u32(h.dstOff).u32(w.dstOff).u32(rowBase).u32(0),
-      inputs: [src, filter, bias ?? runtime().emptyBuffer],
+      // v3 reads a residual at binding 4 (a placeholder when there is none); v2 has no such binding.
+      inputs: version === 'v3' ? [src, filter, bias ?? runtime().emptyBuffer, residual ?? runtime().emptyBuffer] : [src, filter, bias ?? runtime().emptyBuffer],
       outputs: [out],
       workgroups: [groupsX, groups],
       flops: flops * (groups / groupsY),
@@ -210,12 +212,25 @@ function gather(
 // ---------------------------------------------------------------------------------------------------------
 // The three passes
 
-/** y = act(conv(x, w) + bias), not recorded. */
-export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, activation: ConvActivation, g: ConvGeometry): Tensor {
+/**
+ * y = act(conv(x, w) + bias + residual), not recorded. v3 and the matmul path add the residual in their
+ * epilogue; v1 and v2 add it (and apply the activation) as separate passes.
+ */
+export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, activation: ConvActivation, g: ConvGeometry, residual: Tensor | null = null): Tensor {
   const version = convKernelFor(g, 'forward');
   const shape = [g.N, g.OH, g.OW, g.F];
   if (version === 'matmul') {
-    return withViews([x, w], [[g.N * g.H * g.W, g.C], [g.C, g.F]], ([xm, wm]) => dense(xm!, wm!, bias, activation), shape);
+    const rows = g.N * g.H * g.W;
+    return withViews(residual ? [x, w, residual] : [x, w], [[rows, g.C], [g.C, g.F], [rows, g.F]], ([xm, wm, rm]) => dense(xm!, wm!, bias, activation, rm ?? null), shape);
+  }
+  if (residual && version !== 'v3') {
+    const plain = conv2dForwardRaw(x, w, bias, 'none', g);
+    const summed = binaryRaw('add', plain, residual);
+    plain.dispose();
+    if (activation === 'none') return summed;
+    const activated = unaryRaw('relu', summed);
+    summed.dispose();
+    return activated;
   }
   const storage = x.dtype === 'f16' ? 'f16' : 'f32';
   if (storage === 'f16' && version !== 'v3') {
@@ -230,7 +245,7 @@ export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, acti
   } else {
     gather('conv2d', version, x, w, bias, activation, y, g.N,
       forwardAxis(g.H, g.OH, g.KH, g.sh, g.pt), forwardAxis(g.W, g.OW, g.KW, g.sw, g.pl), g.C, g.F, g.KW, convFlops(g),
-      g.C % 8 !== 0 ? 'main_span' : 'main');
+      g.C % 8 !== 0 ? 'main_span' : 'main', residual);
   }
   return y;
 }

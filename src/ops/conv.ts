@@ -39,6 +39,8 @@ export interface Conv2dOptions {
   padding?: ConvPadding;
   /** [Cout], added before the activation. */
   bias?: Tensor | null;
+  /** The output's shape [N, OH, OW, Cout], added before the activation (a ResNet block's shortcut). */
+  residual?: Tensor | null;
   /** Default 'none'. */
   activation?: ConvActivation;
   /** Only 1 is implemented; anything else throws. */
@@ -51,6 +53,7 @@ export interface Conv2dAttrs {
   geometry: ConvGeometry;
   activation: ConvActivation;
   hasBias: boolean;
+  hasResidual: boolean;
 }
 
 declare module '../autograd/tape.js' {
@@ -59,7 +62,7 @@ declare module '../autograd/tape.js' {
   }
 }
 
-const OPTIONS = ['strides', 'padding', 'bias', 'activation', 'dilation', 'groups'];
+const OPTIONS = ['strides', 'padding', 'bias', 'residual', 'activation', 'dilation', 'groups'];
 
 function pair(op: string, what: string, v: number | readonly number[] | undefined): [number, number] {
   const p = v === undefined ? [1, 1] : typeof v === 'number' ? [v, v] : [...v];
@@ -128,13 +131,18 @@ export function conv2d(x: Tensor, w: Tensor, options: Conv2dOptions = {}): Tenso
   const g = conv2dGeometry('conv2d', x.shape, w.shape, options);
   const bias = options.bias ?? null;
   const activation = checkActivation('conv2d', options.activation);
-  floatStorage('conv2d', x, w, bias);
+  const residual = options.residual ?? null;
+  floatStorage('conv2d', x, w, bias, residual);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== g.F)) {
     throw new ShapeError(`conv2d: bias must have shape [${g.F}] (w's output channels); bias is ${shapeStr(bias.shape)}, x is ${shapeStr(x.shape)}, w is ${shapeStr(w.shape)}.`);
   }
-  const y = conv2dForwardRaw(x, w, bias, activation, g);
-  const inputs = bias ? [x, w, bias] : [x, w];
-  return record('conv2d', { geometry: g, activation, hasBias: bias !== null }, inputs, y, activation === 'relu' ? [x, w, y] : [x, w]);
+  const outShape = [g.N, g.OH, g.OW, g.F];
+  if (residual && (residual.rank !== 4 || residual.shape.some((d, i) => d !== outShape[i]))) {
+    throw new ShapeError(`conv2d: residual must have the output's shape ${shapeStr(outShape)}; residual is ${shapeStr(residual.shape)}, x is ${shapeStr(x.shape)}, w is ${shapeStr(w.shape)}.`);
+  }
+  const y = conv2dForwardRaw(x, w, bias, activation, g, residual);
+  const inputs = [x, w, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
+  return record('conv2d', { geometry: g, activation, hasBias: bias !== null, hasResidual: residual !== null }, inputs, y, activation === 'relu' ? [x, w, y] : [x, w]);
 }
 
 export const conv2dBackward: BackwardRule<'conv2d'> = ({ attrs, saved, needsGrad }, g) => {
@@ -142,20 +150,24 @@ export const conv2dBackward: BackwardRule<'conv2d'> = ({ attrs, saved, needsGrad
   const gz = attrs.activation === 'relu' ? binaryRaw('reluGrad', g, y!) : g;
   const dx = needsGrad[0] ? conv2dInputGradRaw(gz, w, attrs.geometry) : null;
   const dw = needsGrad[1] ? conv2dFilterGradRaw(x, gz, attrs.geometry) : null;
-  if (!attrs.hasBias) return [dx, dw];
-  return [dx, dw, needsGrad[2] ? reduceRaw('sum', gz, [0, 1, 2], false) : null];
+  const grads = [dx, dw];
+  if (attrs.hasBias) grads.push(needsGrad[2] ? reduceRaw('sum', gz, [0, 1, 2], false) : null);
+  // The residual is added before the activation: its gradient is gz (a new handle on it).
+  if (attrs.hasResidual) grads.push(needsGrad[grads.length] ? gz.view(gz.shape) : null);
+  return grads;
 };
 
 // ---------------------------------------------------------------------------------------------------------
 // Plain-TypeScript reference (f64), used by the tests.
 
-export interface Conv2dRefOptions extends Omit<Conv2dOptions, 'bias'> {
+export interface Conv2dRefOptions extends Omit<Conv2dOptions, 'bias' | 'residual'> {
   bias?: ArrayLike<number> | null;
+  residual?: ArrayLike<number> | null;
 }
 
 /** act(conv(x, w) + bias) on flat row-major arrays, with the same shape rules as `conv2d`. */
 export function conv2dRef(x: ArrayLike<number>, xShape: Shape, w: ArrayLike<number>, wShape: Shape, options: Conv2dRefOptions = {}): { data: Float64Array; shape: number[] } {
-  const { bias, ...rest } = options;
+  const { bias, residual, ...rest } = options;
   const g = conv2dGeometry('conv2dRef', xShape, wShape, rest);
   const activation = checkActivation('conv2dRef', options.activation);
   const { N, H, W, C, KH, KW, F, OH, OW, sh, sw, pt, pl } = g;
@@ -178,7 +190,7 @@ export function conv2dRef(x: ArrayLike<number>, xShape: Shape, w: ArrayLike<numb
           }
         }
         for (let co = 0; co < F; co++) {
-          let v = out[o + co]! + (bias ? bias[co]! : 0);
+          let v = out[o + co]! + (bias ? bias[co]! : 0) + (residual ? residual[o + co]! : 0);
           if (activation === 'relu') v = Math.max(v, 0);
           out[o + co] = v;
         }
@@ -193,7 +205,7 @@ export function conv2dRef(x: ArrayLike<number>, xShape: Shape, w: ArrayLike<numb
  * forward's loops with the multiply-add scattered back. The tests check it against finite differences of
  * `conv2dRef`, then use it where finite differences would be slow (model-sized channel counts).
  */
-export function conv2dBackwardRef(x: ArrayLike<number>, xShape: Shape, w: ArrayLike<number>, wShape: Shape, gy: ArrayLike<number>, options: Omit<Conv2dRefOptions, 'bias' | 'activation'> = {}): { dx: Float64Array; dw: Float64Array } {
+export function conv2dBackwardRef(x: ArrayLike<number>, xShape: Shape, w: ArrayLike<number>, wShape: Shape, gy: ArrayLike<number>, options: Omit<Conv2dRefOptions, 'bias' | 'residual' | 'activation'> = {}): { dx: Float64Array; dw: Float64Array } {
   const { N, H, W, C, KH, KW, F, OH, OW, sh, sw, pt, pl } = conv2dGeometry('conv2dBackwardRef', xShape, wShape, options);
   const dx = new Float64Array(N * H * W * C);
   const dw = new Float64Array(KH * KW * C * F);

@@ -29,7 +29,7 @@ import { type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ArgumentError, LimitError, ShapeError } from '../errors.js';
 import { expectDType, floatStorage, pinnedWorkgroupShape, windowOf } from './kernel.js';
 import { type MatmulBlock, blockSpans, matmulStrides, planMatmulBlocks } from './matmul-split.js';
-import { binaryRaw } from './elementwise.js';
+import { binaryRaw, unaryRaw } from './elementwise.js';
 import { sum } from './reduce.js';
 
 export type MatmulVersion = 'v1' | 'v2' | 'v3';
@@ -51,6 +51,7 @@ export interface MatmulAttrs {
 export interface DenseAttrs {
   activation: DenseActivation;
   hasBias: boolean;
+  hasResidual: boolean;
 }
 
 declare module '../autograd/tape.js' {
@@ -181,11 +182,22 @@ function workgroupShape(version: MatmulVersion, rowGroups: number): { WG_X: numb
  * operand exceeds the storage binding limit, in blocks that each bind a window of every operand
  * (src/ops/matmul-split.ts).
  */
-function matmulRaw(op: string, a: Tensor, b: Tensor, pr: MatmulProblem, bias: Tensor | null, activation: DenseActivation): Tensor {
-  const storage = floatStorage(op, a, b, bias);
+function matmulRaw(op: string, a: Tensor, b: Tensor, pr: MatmulProblem, bias: Tensor | null, activation: DenseActivation, residual: Tensor | null = null): Tensor {
+  const storage = floatStorage(op, a, b, bias, residual);
   const out = Tensor.empty(pr.outShape, storage, op);
   if (out.size === 0) return out;
   const { kernel: { version, entry }, rules, blocks } = planKernelAndBlocks(op, pr, { a, b, c: out, bias });
+  if (residual && (version !== 'v3' || entry !== 'main')) {
+    // Only v3's main entry adds a residual in its epilogue; elsewhere it is a separate add (then the activation).
+    out.dispose();
+    const plain = matmulRaw(op, a, b, pr, bias, 'none');
+    const summed = binaryRaw('add', plain, residual);
+    plain.dispose();
+    if (activation === 'none') return summed;
+    const activated = unaryRaw('relu', summed);
+    summed.dispose();
+    return activated;
+  }
   if (storage === 'f16' && (version !== 'v3' || entry !== 'main')) {
     throw new ArgumentError(
       `${op}: f16 storage runs on matmul v3's 'main' entry only (the 'subgroups' feature, N % 4 == 0, B not transposed); this problem [${pr.M}×${pr.K}]·[${pr.K}×${pr.N}] would run ${version}:${entry}. Run it in f32.`,
@@ -193,7 +205,7 @@ function matmulRaw(op: string, a: Tensor, b: Tensor, pr: MatmulProblem, bias: Te
   }
   for (const blk of blocks) {
     const lastK = blk.k0 + blk.kb === pr.K;
-    runBlock(`${op} ${version}`, pr, { version, entry }, { a, b, c: out, bias: lastK ? bias : null }, blk, {
+    runBlock(`${op} ${version}`, pr, { version, entry }, { a, b, c: out, bias: lastK ? bias : null, residual: lastK ? residual : null }, blk, {
       accumulate: blk.k0 > 0,
       activation: lastK ? activation : 'none',
       vec4: rules.vec4Columns,
@@ -225,7 +237,7 @@ function runBlock(
   label: string,
   pr: MatmulProblem,
   { version, entry }: MatmulKernel,
-  t: { a: Tensor; b: Tensor; c: Tensor; bias: Tensor | null },
+  t: { a: Tensor; b: Tensor; c: Tensor; bias: Tensor | null; residual: Tensor | null },
   blk: MatmulBlock,
   how: { accumulate: boolean; activation: DenseActivation; vec4: boolean },
 ): void {
@@ -234,7 +246,9 @@ function runBlock(
   const b = windowOf(t.b, label, spans.b.first, spans.b.count);
   const c = windowOf(t.c, label, spans.c.first, spans.c.count);
   const bias = t.bias ? windowOf(t.bias, label, spans.bias.first, spans.bias.count) : { binding: runtime().emptyBuffer, skip: 0 };
-  if (how.vec4 && (b.skip % 4 !== 0 || c.skip % 4 !== 0 || bias.skip % 4 !== 0)) {
+  // The residual has C's shape, so C's span of it (only v3 binds one, at binding 4).
+  const residual = t.residual ? windowOf(t.residual, label, spans.c.first, spans.c.count) : { binding: runtime().emptyBuffer, skip: 0 };
+  if (how.vec4 && (b.skip % 4 !== 0 || c.skip % 4 !== 0 || bias.skip % 4 !== 0 || residual.skip % 4 !== 0)) {
     throw new Error(`${label}: internal error: a vec4 window starts off a vec4 boundary (${b.skip}, ${c.skip}, ${bias.skip}).`);
   }
   const s = matmulStrides(pr);
@@ -243,7 +257,8 @@ function runBlock(
     .u32(M).u32(N).u32(K).u32(how.accumulate ? 1 : 0)
     .u32(s.aRow).u32(s.aCol).u32(s.bRow).u32(s.bCol)
     .u32(s.aBatch).u32(s.bBatch).u32(s.cBatch).u32(s.cRow)
-    .u32(a.skip).u32(b.skip).u32(c.skip).u32(bias.skip);
+    .u32(a.skip).u32(b.skip).u32(c.skip).u32(bias.skip)
+    .u32(residual.skip).u32(0).u32(0).u32(0);
   const rowsPer = version === 'v1' ? 1 : version === 'v2' ? 4 : 8;
   const colsPer = version === 'v1' ? 1 : 4;
   const rowGroups = Math.ceil(M / rowsPer);
@@ -253,9 +268,9 @@ function runBlock(
     shader: `matmul_${version}`,
     entry,
     ...(version === 'v3' ? { storage: t.c.dtype === 'f16' ? 'f16' as const : 'f32' as const } : {}),
-    constants: { ...wg, HAS_BIAS: t.bias !== null, ACT: how.activation === 'relu' ? 1 : 0 },
+    constants: { ...wg, HAS_BIAS: t.bias !== null, ACT: how.activation === 'relu' ? 1 : 0, ...(version === 'v3' ? { HAS_RESIDUAL: t.residual !== null } : {}) },
     uniforms,
-    buffers: [a.binding, b.binding, bias.binding, c.binding],
+    buffers: version === 'v3' ? [a.binding, b.binding, bias.binding, residual.binding, c.binding] : [a.binding, b.binding, bias.binding, c.binding],
     workgroups: [Math.ceil(colGroups / wg.WG_X), Math.ceil(rowGroups / wg.WG_Y), blk.batches],
     flops: 2 * blk.batches * M * N * K,
   });
@@ -286,22 +301,28 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   return record('matmul', { transposeA, transposeB }, [a, b], out, [a, b]);
 }
 
-/** x [B, I] · w [I, O] + bias [O], then the activation, in one kernel. */
-export function dense(x: Tensor, w: Tensor, bias: Tensor | null = null, activation: DenseActivation = 'none'): Tensor {
+/**
+ * act(x [B, I] · w [I, O] + bias [O] + residual [B, O]) in one kernel. The residual (a ResNet block's shortcut,
+ * added before the activation) is optional, as is the bias.
+ */
+export function dense(x: Tensor, w: Tensor, bias: Tensor | null = null, activation: DenseActivation = 'none', residual: Tensor | null = null): Tensor {
   if (activation !== 'none' && activation !== 'relu') {
     throw new ArgumentError(`dense: unknown activation '${String(activation)}'; expected 'none' or 'relu'.`);
   }
-  floatStorage('dense', x, w, bias);
+  floatStorage('dense', x, w, bias, residual);
   const shapes = `x is ${shapeStr(x.shape)}, w is ${shapeStr(w.shape)}${bias ? `, bias is ${shapeStr(bias.shape)}` : ''}`;
   if (x.rank !== 2 || w.rank !== 2) throw new ShapeError(`dense: x and w must have rank 2; ${shapes}.`);
   if (x.shape[1] !== w.shape[0]) throw new ShapeError(`dense: x has ${x.shape[1]} features but w has ${w.shape[0]} input rows; ${shapes}.`);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== w.shape[1])) {
     throw new ShapeError(`dense: bias must have shape [${w.shape[1]}] (w's output size); ${shapes}.`);
   }
+  if (residual && (residual.rank !== 2 || residual.shape[0] !== x.shape[0] || residual.shape[1] !== w.shape[1])) {
+    throw new ShapeError(`dense: residual must have the output's shape [${x.shape[0]}, ${w.shape[1]}]; ${shapes}, residual is ${shapeStr(residual.shape)}.`);
+  }
   const pr = matmulProblem('dense', x.shape, w.shape, false, false);
-  const out = matmulRaw('dense', x, w, pr, bias, activation);
-  const inputs = bias ? [x, w, bias] : [x, w];
-  return record('dense', { activation, hasBias: bias !== null }, inputs, out, activation === 'relu' ? [x, w, out] : [x, w]);
+  const out = matmulRaw('dense', x, w, pr, bias, activation, residual);
+  const inputs = [x, w, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
+  return record('dense', { activation, hasBias: bias !== null, hasResidual: residual !== null }, inputs, out, activation === 'relu' ? [x, w, out] : [x, w]);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -344,8 +365,11 @@ export const denseBackward: BackwardRule<'dense'> = ({ attrs, saved, needsGrad }
   const gz = attrs.activation === 'relu' ? binaryRaw('reluGrad', g, y!) : g;
   const dx = needsGrad[0] ? matmul(gz, w, { transposeB: true }) : null;
   const dw = needsGrad[1] ? matmul(x, gz, { transposeA: true }) : null;
-  if (!attrs.hasBias) return [dx, dw];
-  return [dx, dw, needsGrad[2] ? sum(gz, 0) : null];
+  const grads = [dx, dw];
+  if (attrs.hasBias) grads.push(needsGrad[2] ? sum(gz, 0) : null);
+  // The residual is added before the activation: its gradient is gz itself (a view, as the rule must return a new handle).
+  if (attrs.hasResidual) grads.push(needsGrad[grads.length] ? gz.view(gz.shape) : null);
+  return grads;
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -379,11 +403,14 @@ export function matmulRef(a: ArrayLike<number>, aShape: Shape, b: ArrayLike<numb
 }
 
 /** act(x·w + bias) on flat arrays: x [B, I], w [I, O], bias [O] or null. */
-export function denseRef(x: ArrayLike<number>, xShape: Shape, w: ArrayLike<number>, wShape: Shape, bias: ArrayLike<number> | null, activation: DenseActivation = 'none'): { data: Float64Array; shape: number[] } {
+export function denseRef(
+  x: ArrayLike<number>, xShape: Shape, w: ArrayLike<number>, wShape: Shape, bias: ArrayLike<number> | null, activation: DenseActivation = 'none',
+  residual: ArrayLike<number> | null = null,
+): { data: Float64Array; shape: number[] } {
   const r = matmulRef(x, xShape, w, wShape);
   const O = wShape[1]!;
   for (let i = 0; i < r.data.length; i++) {
-    let v = r.data[i]! + (bias ? bias[i % O]! : 0);
+    let v = r.data[i]! + (bias ? bias[i % O]! : 0) + (residual ? residual[i]! : 0);
     if (activation === 'relu') v = Math.max(v, 0);
     r.data[i] = v;
   }

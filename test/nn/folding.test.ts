@@ -13,7 +13,7 @@ import { memory } from '../../src/tensor/memory.js';
 import { backward, sum } from '../../src/ops/index.js';
 import { input, Model } from '../../src/nn/model.js';
 import { Conv2D } from '../../src/nn/layers/convolutional.js';
-import { Activation } from '../../src/nn/layers/core.js';
+import { Activation, Add } from '../../src/nn/layers/core.js';
 import { BatchNormalization } from '../../src/nn/layers/normalization.js';
 import { withBatchNormFolding } from '../../src/nn/folding.js';
 import { rng } from '../util/check.js';
@@ -116,6 +116,42 @@ describe('BatchNorm folding', () => {
     const plain = await withBatchNormFolding(false, grad);
     expect(maxDiff(folded, plain)).toBeLessThan(1e-5);
     m.dispose();
+  });
+
+  test('a block end, conv → BN → Add(shortcut) → ReLU, runs as one convolution when the shortcut is computed first', async () => {
+    const p = `f${built++}_`;
+    const x = input([6, 6, 4], `${p}input`);
+    // An identity block: the shortcut is the block's input, computed before anything in the block.
+    const shortcut = new Conv2D({ filters: 8, kernelSize: 1, activation: 'relu', name: `${p}stem`, seed: 5 }).apply(x);
+    const a = new Conv2D({ filters: 4, kernelSize: 1, activation: 'relu', name: `${p}conv_a`, seed: 11 }).apply(shortcut);
+    const c = new Conv2D({ filters: 8, kernelSize: 3, padding: 'same', name: `${p}conv`, seed: 6 }).apply(a);
+    const b = new BatchNormalization({ name: `${p}bn` }).apply(c);
+    const sum = new Add({ name: `${p}add` }).apply([b, shortcut]);
+    const out = new Activation({ activation: 'relu', name: `${p}relu` }).apply(sum);
+    // A block whose shortcut (three convolutions) is computed after `conv_late` in execution order: its Add runs on its own.
+    const deep = [7, 8, 9].reduce((t, seed, i) => new Conv2D({ filters: 8, kernelSize: 1, name: `${p}deep${i}`, seed }).apply(t), x);
+    const lateSum = new Add({ name: `${p}add_late` }).apply([new BatchNormalization({ name: `${p}bn_late` }).apply(new Conv2D({ filters: 8, kernelSize: 3, padding: 'same', name: `${p}conv_late`, seed: 10 }).apply(x)), deep]);
+    const late = new Activation({ activation: 'relu', name: `${p}relu_late` }).apply(lateSum);
+    const block = new Model({ inputs: x, outputs: out, name: `${p}block` });
+    const lateBlock = new Model({ inputs: x, outputs: late, name: `${p}late` });
+    const r = rng(3);
+    for (const w of [...block.weights, ...lateBlock.weights]) {
+      write(w.value, Float32Array.from({ length: w.value.size }, () => (w.name === 'moving_variance' ? 0.2 + r() : r() - 0.5)));
+    }
+    block.trainable = lateBlock.trainable = false;
+    const xs = tensor(Float32Array.from({ length: 2 * 6 * 6 * 4 }, (_, i) => Math.sin(i * 0.7)), [2, 6, 6, 4]);
+    for (const [m, fused] of [[block, true], [lateBlock, false]] as const) {
+      await run(m, xs); // computes and keeps the folded weights (with binary and unary kernels of its own)
+      const folded = await run(m, xs);
+      const plain = await withBatchNormFolding(false, () => run(m, xs));
+      expect(maxDiff(folded.y, plain.y)).toBeLessThan(1e-5);
+      expect(folded.kernels.includes('binary'), m.name).toBe(!fused); // the residual add
+      expect(folded.kernels.includes('unary'), m.name).toBe(!fused); // its ReLU
+      expect(folded.kernels).not.toContain('batchnorm');
+    }
+    xs.dispose();
+    block.dispose();
+    lateBlock.dispose();
   });
 
   test('not folded where something trains, or where the batch is too small for folding to pay', async () => {

@@ -6,7 +6,9 @@ import { checkGradients, gpuGradients } from '../util/grad.js';
 import { tensor } from '../../src/tensor/create.js';
 import { tidy } from '../../src/tensor/scope.js';
 import { liveTensorCount } from '../../src/tensor/tensor.js';
+import * as ops from '../../src/ops/index.js';
 import { backward, sum } from '../../src/ops/index.js';
+import { roundToF16Ref } from '../../src/ops/cast.js';
 import { subgroupKernelSupported } from '../../src/ops/matmul.js';
 import {
   type ConvActivation, type ConvPadding, type ConvVersion, CONV_VERSIONS, conv2d, conv2dBackwardRef, conv2dGeometry,
@@ -144,6 +146,54 @@ describe('forward: every kernel version matches the f64 reference', () => {
   test('matmul: 1×1 convolutions with stride 1 and no padding, any channel counts', async () => {
     const arb = problemArb().map((p) => ({ ...p, wShape: [1, 1, p.xShape[3]!, p.wShape[3]!], strides: [1, 1] as [number, number], padding: 'valid' as ConvPadding }));
     await fc.assert(fc.asyncProperty(arb, seedArb, (p, seed) => checkForward('matmul', p, seed)), { numRuns: 15 });
+  });
+});
+
+describe('a residual added before the activation (a ResNet block end in one kernel)', () => {
+  for (const v of CONV_VERSIONS) {
+    test(`${v}: act(conv(x, w) + bias + residual) matches the reference, and the residual's gradient is right`, async () => {
+      await fc.assert(
+        fc.asyncProperty(problemArb(v === 'v3'), seedArb, async (p0, seed) => {
+          const p = v === 'matmul' ? { ...p0, wShape: [1, 1, p0.xShape[3]!, p0.wShape[3]!], strides: [1, 1] as [number, number], padding: 'valid' as ConvPadding } : p0;
+          const g = conv2dGeometry('t', p.xShape, p.wShape, { strides: p.strides, padding: p.padding });
+          const outShape = [g.N, g.OH, g.OW, g.F];
+          const x = randomData(size(p.xShape), seed), w = randomData(size(p.wShape), seed + 1);
+          const b = randomData(g.F, seed + 2), r = randomData(size(outShape), seed + 3);
+          const opts = { strides: p.strides, padding: p.padding, activation: p.activation };
+          forceConvVersion(v);
+          const ref = conv2dRef(x, p.xShape, w, p.wShape, { ...opts, bias: b, residual: r });
+          const [xt, wt, bt, rt] = [tensor(x, p.xShape), tensor(w, p.wShape), tensor(b, [g.F]), tensor(r, outShape)];
+          for (const t of [xt, wt, bt, rt]) t.requiresGrad = true;
+          const y = tidy(() => conv2d(xt, wt, { ...opts, bias: bt, residual: rt }));
+          expectClose(await y.data(), ref.data, tolFor(p.wShape[0]! * p.wShape[1]! * p.wShape[2]!), `conv2d ${v} + residual ${describeProblem(p)}`);
+          // L = Σ y·u: dL/d(residual) = u where the activation passes (y > 0 for relu), else 0.
+          const u = randomData(y.size, 99);
+          tidy(() => backward(sum(ops.mul(y, tensor(u, outShape)))));
+          const expected = u.map((ui, i) => (p.activation === 'relu' && !(ref.data[i]! > 0) ? 0 : ui));
+          expectClose(await rt.grad!.floats(), expected, { atol: 1e-6 }, `residual gradient ${v}`);
+          for (const t of [xt, wt, bt, rt, y]) t.dispose();
+        }),
+        { numRuns: 8 },
+      );
+    });
+  }
+
+  test('f16 storage with a residual (the path of a frozen f16 ResNet block)', async () => {
+    const xShape = [2, 5, 6, 8], wShape = [3, 3, 8, 12], outShape = [2, 5, 6, 12];
+    const half = (n: number, seed: number) => Float32Array.from(roundToF16Ref(randomData(n, seed)));
+    const x = half(size(xShape), 1), w = half(size(wShape), 2), r = half(size(outShape), 3);
+    const y = tidy(() => ops.cast(conv2d(ops.cast(tensor(x, xShape), 'f16'), ops.cast(tensor(w, wShape), 'f16'), { padding: 'same', residual: ops.cast(tensor(r, outShape), 'f16'), activation: 'relu' }), 'f32'));
+    const ref = conv2dRef(x, xShape, w, wShape, { padding: 'same', residual: r, activation: 'relu' });
+    expectClose(await y.data(), roundToF16Ref(ref.data), { rtol: 2 ** -10, atol: 2 ** -14 }, 'conv2d f16 + residual');
+    y.dispose();
+  });
+
+  test('a residual of the wrong shape is refused, naming both shapes', () => {
+    tidy(() => {
+      const x = tensor(new Float32Array(2 * 4 * 4 * 3), [2, 4, 4, 3]);
+      const w = tensor(new Float32Array(3 * 3 * 3 * 4), [3, 3, 3, 4]);
+      expect(() => conv2d(x, w, { padding: 'same', residual: tensor(new Float32Array(2 * 4 * 4 * 3), [2, 4, 4, 3]) })).toThrow(/residual must have the output's shape \[2, 4, 4, 4\]/);
+    });
   });
 });
 

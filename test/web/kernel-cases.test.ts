@@ -20,7 +20,7 @@ const SHADERS = readdirSync(new URL('../../shaders/', import.meta.url))
   .map((f) => f.slice(0, -'.wgsl'.length));
 
 /** The shader of a profiler label: `shader`, `shader:entry`, `shader[constants]` or `shader:entry[constants]`. */
-const shaderOf = (label: string) => label.split(/[:[]/)[0]!;
+const shaderOf = (label: string) => label.split(/[:[<]/)[0]!; // conv2d_v3<f16>:main[...] → conv2d_v3
 
 /** Prepares, runs under the profiler, reads back; checks the error, the shaders dispatched and that nothing leaks. */
 async function check(c: KernelCase, given: Params, version?: string): Promise<void> {

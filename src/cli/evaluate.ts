@@ -13,6 +13,7 @@ import { writeRunReport } from '../report/run-report.js';
 import type { CommandSpec, ParsedArgs } from './args.js';
 import { ProgressBar } from './progress.js';
 import { loadRunModel } from './run-config.js';
+import { setPrecision } from '../nn/precision.js';
 import { openDatasets } from './train.js';
 
 export const evaluateCommand: CommandSpec = {
@@ -34,6 +35,7 @@ export async function runEvaluate(args: ParsedArgs, argv: string[]): Promise<voi
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ArgumentError(`graft evaluate: --batch-size must be a positive integer, got ${batchSize}.`);
   await init();
   const { model, config, file } = loadRunModel(path);
+  setPrecision(config.precision ?? 'f32'); // as the run trained and reported
   const bar = new ProgressBar(process.stdout, 'evaluate:');
   try {
     const classNames = config.classNames!;

@@ -13,6 +13,7 @@ import { createTransferModel, DEFAULT_RESNET50_WEIGHTS, extractFeatures, type Tr
 import type { CommandSpec, ParsedArgs } from './args.js';
 import { ProgressBar } from './progress.js';
 import { loadRunModel } from './run-config.js';
+import { setPrecision } from '../nn/precision.js';
 
 export const featuresCommand: CommandSpec = {
   name: 'features',
@@ -46,6 +47,7 @@ export async function runFeatures(args: ParsedArgs): Promise<void> {
   if (o.model) {
     const run = loadRunModel(o.model as string);
     model = run.model;
+    setPrecision(run.config.precision ?? 'f32'); // as the run trained
     imageSize = run.config.imageSize;
     classNames = run.config.classNames ?? undefined;
     preprocessing = run.config.preprocessing ?? 'caffe';

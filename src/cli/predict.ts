@@ -12,6 +12,7 @@ import { noGrad } from '../autograd/tape.js';
 import { cropToAspectRatio, decodeImage, preprocess, type Preprocessing, resizeBilinear } from '../data/image.js';
 import type { Model } from '../nn/model.js';
 import { loadRunModel } from './run-config.js';
+import { setPrecision } from '../nn/precision.js';
 import { decodePredictions, loadPretrained } from '../models/pretrained.js';
 import type { CommandSpec, ParsedArgs } from './args.js';
 
@@ -40,6 +41,7 @@ export async function runPredict(args: ParsedArgs): Promise<void> {
   if (args.options.model) {
     const run = loadRunModel(args.options.model as string);
     ({ model } = run);
+    setPrecision(run.config.precision ?? 'f32'); // as the run trained
     labels = run.config.classNames ?? [];
     preprocessing = run.config.preprocessing ?? run.model.preprocessing;
     crop = run.config.cropToAspectRatio === true;

@@ -72,6 +72,19 @@ describe('graft train', () => {
     expect(evaluation.loss).toBeCloseTo(training.loss, 5);
   }, 120_000);
 
+  test('--precision f16: the run records it, its losses follow the f32 run, and graft evaluate reproduces it', async () => {
+    const half = join(root, 'run-f16');
+    expect(await main(['train', '--data', data, '--epochs', '2', '--fine-tune-layers', '3', '--fine-tune-epochs', '1', '--out', half, ...SMALL, '--precision', 'f16'])).toBe(0);
+    expect(json(join(half, 'config.json')).precision).toBe('f16');
+    const [a, b] = [json(join(run, 'report.json')), json(join(half, 'report.json'))];
+    // The frozen base (and the cached features) in f16; the head and the fine-tuned layers train in f32.
+    for (const [i, loss] of a.history.loss.entries()) expect(Math.abs(b.history.loss[i] - loss), `epoch ${i}`).toBeLessThan(0.02 * Math.max(1, loss));
+    expect(b.history.loss).not.toEqual(a.history.loss); // close, but computed differently: f16 really ran
+    expect(await main(['evaluate', '--model', half])).toBe(0);
+    expect(json(join(half, 'evaluation', 'report.json')).accuracy).toBe(b.accuracy);
+    expect(await main(['train', '--data', data, '--out', join(root, 'bad-precision'), ...SMALL, '--precision', 'f64'])).toBe(1);
+  }, 240_000);
+
   test('graft predict --model classifies files with the run\'s classes', async () => {
     const printed: string[] = [];
     const spy = (await import('vitest')).vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void printed.push(a.join(' ')));

@@ -34,7 +34,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { ArgumentError, LimitError } from '../errors.js';
 import { grid1d, launch, pinnedWorkgroupShape } from './kernel.js';
 import { dense, matmul, subgroupKernelSupported } from './matmul.js';
-import { binaryRaw, unaryRaw } from './elementwise.js';
+import { addResidualRaw } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
 import { transposeRaw } from './shape.js';
 
@@ -223,15 +223,7 @@ export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, acti
     const rows = g.N * g.H * g.W;
     return withViews(residual ? [x, w, residual] : [x, w], [[rows, g.C], [g.C, g.F], [rows, g.F]], ([xm, wm, rm]) => dense(xm!, wm!, bias, activation, rm ?? null), shape);
   }
-  if (residual && version !== 'v3') {
-    const plain = conv2dForwardRaw(x, w, bias, 'none', g);
-    const summed = binaryRaw('add', plain, residual);
-    plain.dispose();
-    if (activation === 'none') return summed;
-    const activated = unaryRaw('relu', summed);
-    summed.dispose();
-    return activated;
-  }
+  if (residual && version !== 'v3') return addResidualRaw(conv2dForwardRaw(x, w, bias, 'none', g), residual, activation);
   const storage = x.dtype === 'f16' ? 'f16' : 'f32';
   if (storage === 'f16' && version !== 'v3') {
     throw new ArgumentError(

@@ -193,6 +193,19 @@ function binaryRawShaped(op: BinaryOp, a: Tensor, b: Tensor, shape: Shape): Tens
   return out;
 }
 
+/**
+ * act(y + residual), not recorded, consuming y: the epilogue of a kernel that cannot add a residual itself
+ * (conv2d v1/v2, matmul v1/v2), run as separate passes.
+ */
+export function addResidualRaw(y: Tensor, residual: Tensor, activation: 'none' | 'relu'): Tensor {
+  const summed = binaryRaw('add', y, residual);
+  y.dispose();
+  if (activation === 'none') return summed;
+  const activated = unaryRaw('relu', summed);
+  summed.dispose();
+  return activated;
+}
+
 const SAVES_INPUTS: Partial<Record<BinaryOp, boolean>> = { mul: true, div: true, pow: true, maximum: true, minimum: true };
 
 function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {

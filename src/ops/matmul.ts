@@ -29,7 +29,7 @@ import { type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ArgumentError, LimitError, ShapeError } from '../errors.js';
 import { expectDType, floatStorage, pinnedWorkgroupShape, windowOf } from './kernel.js';
 import { type MatmulBlock, blockSpans, matmulStrides, planMatmulBlocks } from './matmul-split.js';
-import { binaryRaw, unaryRaw } from './elementwise.js';
+import { addResidualRaw, binaryRaw } from './elementwise.js';
 import { sum } from './reduce.js';
 
 export type MatmulVersion = 'v1' | 'v2' | 'v3';
@@ -190,13 +190,7 @@ function matmulRaw(op: string, a: Tensor, b: Tensor, pr: MatmulProblem, bias: Te
   if (residual && (version !== 'v3' || entry !== 'main')) {
     // Only v3's main entry adds a residual in its epilogue; elsewhere it is a separate add (then the activation).
     out.dispose();
-    const plain = matmulRaw(op, a, b, pr, bias, 'none');
-    const summed = binaryRaw('add', plain, residual);
-    plain.dispose();
-    if (activation === 'none') return summed;
-    const activated = unaryRaw('relu', summed);
-    summed.dispose();
-    return activated;
+    return addResidualRaw(matmulRaw(op, a, b, pr, bias, 'none'), residual, activation);
   }
   if (storage === 'f16' && (version !== 'v3' || entry !== 'main')) {
     throw new ArgumentError(

@@ -168,7 +168,7 @@ export class Model extends Layer {
     const keep = new Set(targets);
     const callerOwned = new Set(feeds.values());
     const inner: CallOptions = { training: options.training };
-    // Frozen Conv2D → BatchNormalization (→ ReLU) chains run as one convolution (folding.ts).
+    // Frozen Conv2D → BatchNormalization (→ Add(shortcut)) (→ ReLU) chains run as one convolution (folding.ts).
     const folds = planFolds(steps, new Set([...keep, this.outputs[0]!]));
     const replaced = new Set<Step>();
     // With f16 precision, calls that need no gradient run on f16 copies of their inputs (precision.ts).

@@ -28,7 +28,7 @@ async function measure(c: KernelCase, params: Params, runs: number, version?: st
   const prep = c.prepare(params, version);
   try {
     const out = prep.execute();
-    const got = await out.data();
+    const got = out.dtype === 'f16' ? await out.floats() : await out.data(); // f16 storage: widened values, not bits
     out.dispose();
     const error = maxError(got, prep.reference());
     const profiler = runtime().profiler;
@@ -123,12 +123,19 @@ async function run(versions: (string | undefined)[]): Promise<void> {
     const c = current();
     const params = readParams(c);
     const runs = Math.max(1, Math.round(Number(($('runs') as HTMLInputElement).value)));
+    const failed: string[] = [];
     for (const v of versions) {
       status.textContent = `running ${c.id}${v ? ` ${v}` : ''}…`;
-      addRow(await measure(c, params, runs, v));
+      // A version that cannot run these parameters (e.g. v1 with f16 storage) says why; the others still run.
+      try {
+        addRow(await measure(c, params, runs, v));
+      } catch (e) {
+        if (versions.length === 1) throw e;
+        failed.push(`${v}: ${(e as Error).message}`);
+      }
     }
-    status.textContent = `${c.id}: done.`;
-    status.className = 'muted';
+    status.textContent = failed.length ? `${c.id}: done; not run: ${failed.join('; ')}` : `${c.id}: done.`;
+    status.className = failed.length ? 'bad' : 'muted';
   } catch (e) {
     status.textContent = `Error: ${(e as Error).message}`;
     status.className = 'bad';

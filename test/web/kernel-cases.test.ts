@@ -35,7 +35,7 @@ async function check(c: KernelCase, given: Params, version?: string): Promise<vo
   } finally {
     records = await rt.profiler.stop();
   }
-  const got = await out.data();
+  const got = out.dtype === 'f16' ? await out.floats() : await out.data(); // f16 storage: widened values, not bits
   out.dispose();
   const error = maxError(got, prepared.reference());
   const what = `${c.id} ${JSON.stringify(given)}${version ? ` ${version}` : ''} (${prepared.describe})`;
@@ -97,7 +97,7 @@ describe('each case matches its reference and dispatches only its shaders', () =
 
 test('resolveParams fills defaults and rejects values out of range or not among the choices', () => {
   const matmul = kernelCase('matmul');
-  expect(resolveParams(matmul, { M: '12' })).toEqual({ M: 12, K: 256, N: 256, transposeB: 'no', WG_X: 'auto', WG_Y: 'auto' });
+  expect(resolveParams(matmul, { M: '12' })).toEqual({ M: 12, K: 256, N: 256, transposeB: 'no', storage: 'f32', WG_X: 'auto', WG_Y: 'auto' });
   expect(resolveParams(matmul, { WG_X: '32', WG_Y: '2' })).toMatchObject({ WG_X: 32, WG_Y: 2 });
   expect(() => resolveParams(matmul, { M: 0 })).toThrow(/M must be a number in \[1, 4096\]/);
   expect(() => resolveParams(matmul, { K: 4097 })).toThrow(/K must be a number/);

@@ -20,9 +20,10 @@
  * The end of a ResNet block, conv → BN → Add(shortcut) → ReLU, goes further: the shortcut is added in the
  * same kernel's epilogue before the ReLU (conv2d's `residual`), which saves two more passes over the block's
  * output, the residual add and its ReLU (about 17 % of an f16 ResNet50 forward pass, bench/RESULTS.md). This
- * needs the shortcut computed before the convolution runs. In ResNet50 that holds for the identity blocks,
- * whose shortcut is the block's input; in the 4 projection blocks the shortcut's own convolution runs after
- * the main path's last one (the same distance from the output), and there the Add runs on its own.
+ * needs the shortcut when the convolution runs: in ResNet50's identity blocks it is the block's input, computed
+ * long before; in the 4 projection blocks the shortcut's own convolution comes after the main path's last one
+ * in the execution order (both are the same distance from the output), so there the folded convolution is
+ * run as soon as the shortcut exists instead (`delayed`).
  *
  * Only chains where nothing trains are folded: the Conv2D and the BatchNormalization both frozen
  * (`trainable = false`), the convolution without an activation of its own, the convolution's output read
@@ -72,6 +73,11 @@ export interface FoldedChain<S extends StepLike> {
   output: SymbolicTensor;
   /** The Add's other input (a ResNet block's shortcut), added in the convolution's epilogue; or null. */
   residual: SymbolicTensor | null;
+  /**
+   * True when the residual is computed after the convolution in the execution order (a projection
+   * shortcut): the folded convolution then runs as soon as the residual exists, instead of at its own step.
+   */
+  delayed: boolean;
 }
 
 /**
@@ -87,9 +93,10 @@ export function planFolds<S extends StepLike>(steps: readonly S[], keep: Readonl
     const r = readers.get(t);
     return r && r.length === 1 && !keep.has(t) ? r[0]! : null;
   };
-  // Where each tensor is computed: a residual can join only if it exists by the time the convolution runs.
+  // Where each tensor is computed: a residual computed later than the convolution delays it until then.
   const producedAt = new Map<SymbolicTensor, number>();
   steps.forEach((s, i) => producedAt.set(s.layer.nodes[s.node]!.output, i));
+  const claimed = new Set<S>();
   const reluAfter = (t: SymbolicTensor): S | null => {
     const r = onlyReader(t);
     return r !== null && r.layer instanceof Activation && r.layer.activation === 'relu' ? r : null;
@@ -103,13 +110,18 @@ export function planFolds<S extends StepLike>(steps: readonly S[], keep: Readonl
     let output = bn.nodes[bnStep.node]!.output;
     const replaced = [bnStep];
     let residual: SymbolicTensor | null = null;
+    let delayed = false;
     const addStep = onlyReader(output);
-    if (addStep && addStep.layer instanceof Add) {
-      // conv → BN → Add(shortcut) (→ ReLU): the end of a ResNet block, one kernel when the shortcut is ready.
+    // An Add is fused into one chain only (in a projection block both branches end in a folded BN).
+    if (addStep && addStep.layer instanceof Add && !claimed.has(addStep)) {
+      // conv → BN → Add(shortcut) (→ ReLU): the end of a ResNet block, one kernel. The shortcut cannot depend
+      // on the chain (the BN's output has no other reader), so if it comes later the convolution waits for it.
       const addInputs = addStep.layer.nodes[addStep.node]!.inputs;
       const other = addInputs.length === 2 ? addInputs.find((t) => t !== output) : undefined;
-      if (other && (producedAt.get(other) ?? -1) < at) {
+      if (other) {
         residual = other;
+        delayed = (producedAt.get(other) ?? -1) > at;
+        claimed.add(addStep);
         replaced.push(addStep);
         output = addStep.layer.nodes[addStep.node]!.output;
       }
@@ -120,7 +132,7 @@ export function planFolds<S extends StepLike>(steps: readonly S[], keep: Readonl
       replaced.push(reluStep);
       output = reluStep.layer.nodes[reluStep.node]!.output;
     }
-    plans.set(s, { conv, bn, relu, replaced, convOutput: conv.nodes[s.node]!.output, output, residual });
+    plans.set(s, { conv, bn, relu, replaced, convOutput: conv.nodes[s.node]!.output, output, residual, delayed });
   }
   return plans;
 }

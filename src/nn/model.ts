@@ -16,7 +16,7 @@
 import { ArgumentError } from '../errors.js';
 import { type Shape, type Tensor, shapeStr } from '../tensor/tensor.js';
 import { type CallOptions, Layer, type LayerConfig, SymbolicTensor } from './layer.js';
-import { foldingPays, planFolds, runFolded } from './folding.js';
+import { type FoldedChain, foldingPays, planFolds, runFolded } from './folding.js';
 import { currentPrecision, sweepHalfCopies } from './precision.js';
 import { cast } from '../ops/cast.js';
 import { isGradEnabled } from '../autograd/tape.js';
@@ -182,29 +182,12 @@ export class Model extends Layer {
       if (!c) converted.set(t, (c = cast(v, dtype)));
       return c;
     };
-    for (const s of steps) {
-      if (replaced.has(s)) continue;
-      const node = s.layer.nodes[s.node]!;
-      const callOptions = node.output === this.outputs[0] ? options : inner;
-      const chain = folds.get(s);
-      const inHalf = half && s.layer.runsInHalf(callOptions) && !needsGradient(s.layer, node.inputs.map((t) => values.get(t)!));
-      const args = node.inputs.map((t) => valueAs(t, inHalf ? 'f16' : 'f32'));
-      let out: Tensor;
-      let read = node.inputs;
-      if (chain && foldingPays(chain, args[0]!.shape[0]!)) {
-        out = runFolded(chain, args[0]!, chain.residual ? valueAs(chain.residual, args[0]!.dtype as 'f32' | 'f16') : null);
-        for (const r of chain.replaced) replaced.add(r);
-        values.set(chain.output, out);
-        if (chain.residual) read = [...read, chain.residual]; // the Add's read, done by the folded kernel
-      } else {
-        out = s.layer.runNode(args, callOptions);
-        values.set(node.output, out);
-      }
+    // Values read for the last time are freed (with their converted copies), except targets, feeds and `out`.
+    const release = (read: readonly SymbolicTensor[], out: Tensor) => {
       for (const t of read) {
         const left = remaining.get(t)! - 1;
         remaining.set(t, left);
         if (left > 0 || keep.has(t)) continue;
-        // Free an activation (and its converted copy) once nothing else reads it.
         const v = values.get(t)!;
         const c = converted.get(t);
         if (c && c !== out) {
@@ -216,6 +199,41 @@ export class Model extends Layer {
           values.delete(t);
         }
       }
+    };
+    const inHalfFor = (s: Step, callOptions: CallOptions) =>
+      half && s.layer.runsInHalf(callOptions) && !needsGradient(s.layer, s.layer.nodes[s.node]!.inputs.map((t) => values.get(t)!));
+    // Folded chains waiting for their residual (a projection shortcut computed after their convolution).
+    const waiting = new Map<SymbolicTensor, { chain: FoldedChain<Step>; step: Step }>();
+    const produced = (t: SymbolicTensor, out: Tensor) => {
+      values.set(t, out);
+      const w = waiting.get(t);
+      if (w) {
+        waiting.delete(t);
+        runChain(w.chain, w.step);
+      }
+    };
+    const runChain = (chain: FoldedChain<Step>, s: Step) => {
+      const node = s.layer.nodes[s.node]!;
+      const x = valueAs(node.inputs[0]!, inHalfFor(s, inner) ? 'f16' : 'f32');
+      const out = runFolded(chain, x, chain.residual ? valueAs(chain.residual, x.dtype as 'f32' | 'f16') : null);
+      release(chain.residual ? [...node.inputs, chain.residual] : node.inputs, out); // the Add's read, done by the kernel
+      produced(chain.output, out);
+    };
+    for (const s of steps) {
+      if (replaced.has(s)) continue;
+      const node = s.layer.nodes[s.node]!;
+      const chain = folds.get(s);
+      if (chain && foldingPays(chain, values.get(node.inputs[0]!)!.shape[0]!)) {
+        for (const r of chain.replaced) replaced.add(r);
+        if (chain.delayed && !values.has(chain.residual!)) waiting.set(chain.residual!, { chain, step: s });
+        else runChain(chain, s);
+        continue;
+      }
+      const callOptions = node.output === this.outputs[0] ? options : inner;
+      const args = node.inputs.map((t) => valueAs(t, inHalfFor(s, callOptions) ? 'f16' : 'f32'));
+      const out = s.layer.runNode(args, callOptions);
+      release(node.inputs, out);
+      produced(node.output, out);
     }
     for (const c of converted.values()) c.dispose();
     // A model's outputs are f32 whatever precision its layers ran in.

@@ -19,6 +19,7 @@ import { tensor } from '../src/tensor/create.js';
 import { cast, dense } from '../src/ops/index.js';
 import { MODES, type Mode } from './lib/graft-models.js';
 import { gpuTimeMs, timeRuns } from './lib/timing.js';
+import { intOption, listOption } from './lib/args.js';
 import { randomData } from './lib/data.js';
 import { type Cell, type Column, printTable, writeJson } from './lib/table.js';
 import { loadTfjsWebgpu } from './lib/tfjs.js';
@@ -42,11 +43,7 @@ export interface GpuOptions {
 
 export function parseGpuArgs(args: string[]): GpuOptions {
   const o: GpuOptions = { matmul: 4096, size: 224, batch: 32, warm: 3, runs: 5, modes: ['forward', 'full'], tfjs: true, writeJson: true };
-  const int = (a: string, v: string | undefined, min: number) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new ArgumentError(`gpu bench: ${a} takes an integer ≥ ${min}, got ${v}`);
-    return n;
-  };
+  const int = (a: string, v: string | undefined, min: number) => intOption('gpu bench', a, v, min);
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--matmul') o.matmul = int(a, args[++i], 8);
@@ -55,10 +52,8 @@ export function parseGpuArgs(args: string[]): GpuOptions {
     else if (a === '--warm') o.warm = int(a, args[++i], 1);
     else if (a === '--runs') o.runs = int(a, args[++i], 1);
     else if (a === '--modes') {
-      const modes = (args[++i] ?? '').split(',').filter(Boolean);
-      const bad = modes.filter((m) => !MODES.includes(m as Mode));
-      if (bad.length || modes.length === 0) throw new ArgumentError(`gpu bench: --modes takes some of ${MODES.join(',')}; got ${bad.join(',') || 'none'}`);
-      o.modes = modes as Mode[];
+      o.modes = listOption('gpu bench', 'mode', args[++i] ?? '', MODES);
+      if (o.modes.length === 0) throw new ArgumentError(`gpu bench: --modes takes some of ${MODES.join(',')}; got none`);
     } else if (a === '--no-tfjs') o.tfjs = false;
     else if (a === '--no-json') o.writeJson = false;
     else throw new ArgumentError(`gpu bench: unknown option ${a}; options: --matmul, --size, --batch, --warm, --runs, --modes, --no-tfjs, --no-json`);

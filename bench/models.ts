@@ -47,6 +47,7 @@ import { randomData } from './lib/data.js';
 import { type Cell, type Column, printTable, writeJson } from './lib/table.js';
 import { gflops, median } from './lib/timing.js';
 import { type Breakdown, printBreakdown, profileStep } from './lib/breakdown.js';
+import { intOption, listOption } from './lib/args.js';
 import { type Precision, PRECISIONS, withPrecisionAsync } from '../src/nn/precision.js';
 import { loadTfjsWasm, loadTfjsWebgpu, type Tf, tfjsSync } from './lib/tfjs.js';
 import { registerTfjsGradients, tfForward, type TfNet, tfResnet50, tfTrainStep, tfVgg16 } from './lib/tfjs-models.js';
@@ -76,16 +77,8 @@ export interface ModelsOptions {
 export function parseModelsArgs(args: string[]): ModelsOptions {
   const o: ModelsOptions = { models: [...MODEL_NAMES], sizes: [64, 224], batch: 8, warm: 3, peerWarm: -1, modes: [...MODES], peers: [...PEERS], writeJson: true, breakdown: true, precisions: ['f32'] };
   const list = (v: string) => v.split(',').filter((s) => s.length > 0);
-  const pick = <T extends string>(what: string, v: string, known: readonly T[]): T[] => {
-    const bad = list(v).filter((s) => !known.includes(s as T));
-    if (bad.length) throw new ArgumentError(`models bench: unknown ${what} ${bad.join(', ')}; known: ${known.join(', ')}`);
-    return list(v) as T[];
-  };
-  const int = (a: string, v: string, min: number) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new ArgumentError(`models bench: ${a} takes an integer ≥ ${min}, got ${v}`);
-    return n;
-  };
+  const pick = <T extends string>(what: string, v: string, known: readonly T[]): T[] => listOption('models bench', what, v, known);
+  const int = (a: string, v: string, min: number) => intOption('models bench', a, v, min);
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = () => {

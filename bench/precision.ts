@@ -16,6 +16,7 @@ import { memory } from '../src/tensor/memory.js';
 import { type Precision, withPrecisionAsync } from '../src/nn/precision.js';
 import { type BenchModel, graftBench, MODEL_NAMES, type Mode } from './lib/graft-models.js';
 import { median } from './lib/timing.js';
+import { intOption } from './lib/args.js';
 import { printTable, writeJson } from './lib/table.js';
 
 export const description = 'f32 vs f16 precision on ResNet50/VGG16, steps interleaved in one process';
@@ -30,11 +31,7 @@ interface Options {
 
 function parse(args: string[]): Options {
   const o: Options = { model: 'resnet50', size: 224, batch: 8, mode: 'forward', steps: 6 };
-  const int = (a: string, v: string | undefined, min: number) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new ArgumentError(`precision bench: ${a} takes an integer ≥ ${min}, got ${v}`);
-    return n;
-  };
+  const int = (a: string, v: string | undefined, min: number) => intOption('precision bench', a, v, min);
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--model') {

@@ -12,7 +12,7 @@ import { loadWeights, modelTensors } from '../weights/load.js';
 import type { Preprocessing } from '../data/image.js';
 import { type BaseName, createTransferModel, DEFAULT_RESNET50_WEIGHTS, FETCH_COMMAND, type TransferModel } from '../train/transfer.js';
 import type { ParsedArgs } from './args.js';
-import type { Precision } from '../nn/precision.js';
+import { type Precision, precisionNamed } from '../nn/precision.js';
 
 export interface RunConfig {
   format: 'graft-run';
@@ -57,11 +57,6 @@ function integer(name: string, v: unknown, min: number): number {
 
 function positive(name: string, v: unknown): number {
   if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new ArgumentError(`graft train: --${name} must be a number > 0, got ${v}.`);
-  return v;
-}
-
-function precisionOption(v: unknown): Precision {
-  if (v !== 'f32' && v !== 'f16') throw new ArgumentError(`graft train: --precision must be f32 or f16, got '${String(v)}'.`);
   return v;
 }
 
@@ -111,7 +106,7 @@ export function runConfigFrom(args: ParsedArgs): RunConfig {
     clipNorm: o['clip-norm'] === undefined ? null : positive('clip-norm', o['clip-norm']),
     skipNonFinite: o['skip-nonfinite'] === true,
     seed: integer('seed', o.seed, 0),
-    precision: precisionOption(o.precision),
+    precision: precisionNamed(o.precision, 'graft train: --precision'),
     classNames: null,
     preprocessing: null,
   };

@@ -9,8 +9,10 @@
  * (f32(x[i]), vec4f(w[i])) and on store (vec4<Elem>(v)), and accumulates in f32. The module is compiled with
  * one declaration appended, `alias Elem = f32;` or `alias Elem = f16;` (then also `enable f16;` in front,
  * as WGSL wants directives first); `storage: 'f16'` in the key asks for the second (one more line before
- * the file's own, which compile errors account for). The source file is never edited as text. A WGSL compile error becomes a ShaderCompileError that names the kernel
- * and prints the source with line numbers, a marker under the failing column, and the compiler's message.
+ * the file's own, which compile errors account for). The source file is never edited as text.
+ *
+ * A WGSL compile error becomes a ShaderCompileError that names the kernel and prints the source with line
+ * numbers, a marker under the failing column, and the compiler's message.
  */
 import { ShaderCompileError } from '../errors.js';
 import { shaderSource } from './shader-source.js';
@@ -33,11 +35,15 @@ export interface KernelKey {
 /** 'u32' serves kernels that only move elements: any 32-bit dtype travels as raw words. */
 export type StorageType = 'f32' | 'f16' | 'u32';
 
+/** A shader module's name: the file, with a storage type other than f32 in angle brackets (`conv2d_v3<f16>`). */
+function moduleName(shader: string, storage: StorageType = 'f32'): string {
+  return storage === 'f32' ? shader : `${shader}<${storage}>`;
+}
+
 export function kernelLabel(k: KernelKey): string {
   const entry = k.entry && k.entry !== 'main' ? `:${k.entry}` : '';
-  const storage = k.storage && k.storage !== 'f32' ? `<${k.storage}>` : '';
   const consts = k.constants ? Object.entries(k.constants).map(([n, v]) => `${n}=${Number(v)}`) : [];
-  return `${k.shader}${storage}${entry}${consts.length ? `[${consts.join(',')}]` : ''}`;
+  return `${moduleName(k.shader, k.storage)}${entry}${consts.length ? `[${consts.join(',')}]` : ''}`;
 }
 
 /** The WGSL module of a kernel: the shader file with the storage type declared (see the header). */
@@ -140,7 +146,7 @@ export class PipelineCache {
   }
 
   private module(shader: string, storage: StorageType = 'f32'): GPUShaderModule {
-    const name = storage === 'f32' ? shader : `${shader}<${storage}>`;
+    const name = moduleName(shader, storage);
     let m = this.modules.get(name);
     if (!m) {
       m = this.device.createShaderModule({ label: name, code: moduleSource(shader, storage).code });
@@ -153,7 +159,7 @@ export class PipelineCache {
     const info = await module.getCompilationInfo();
     const src = shaderSource(key.shader);
     if (info.messages.some((m) => m.type === 'error')) {
-      this.modules.delete(!key.storage || key.storage === 'f32' ? key.shader : `${key.shader}<${key.storage}>`);
+      this.modules.delete(moduleName(key.shader, key.storage));
       return new ShaderCompileError(formatCompileError(label, src, info.messages, moduleSource(key.shader, key.storage).linesBefore));
     }
     // The module compiled, so the pipeline failed (bad entry point or override constant).

@@ -31,14 +31,20 @@ export const PRECISIONS: readonly Precision[] = ['f32', 'f16'];
 
 let current: Precision = 'f32';
 
-/** Checks a precision name (e.g. a command-line value) and that the device can run it. */
+/** Checks a precision name (e.g. a command-line value) without asking the device (it may not be open yet). */
+export function precisionNamed(p: unknown, what = 'precision'): Precision {
+  if (p !== 'f32' && p !== 'f16') throw new ArgumentError(`${what} must be 'f32' or 'f16'; got '${String(p)}'.`);
+  return p;
+}
+
+/** Checks a precision name and that the device can run it. */
 export function checkPrecision(p: string, what = 'precision'): Precision {
-  if (p !== 'f32' && p !== 'f16') throw new ArgumentError(`${what} must be 'f32' or 'f16'; got '${p}'.`);
-  if (p === 'f16' && !runtime().gpu.features.f16) {
+  const named = precisionNamed(p, what);
+  if (named === 'f16' && !runtime().gpu.features.f16) {
     const i = runtime().gpu.info;
     throw new ArgumentError(`${what} f16 needs the WebGPU feature 'shader-f16', which this adapter (${i.description || i.device || i.vendor || 'unknown'}) does not have; use f32.`);
   }
-  return p;
+  return named;
 }
 
 /** Sets the precision for everything that follows (a command-line run); see `withPrecision` for a scope. */

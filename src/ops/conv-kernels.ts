@@ -32,7 +32,7 @@ import { runtime } from '../gpu/runtime.js';
 import { noGrad } from '../autograd/tape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { ArgumentError, LimitError } from '../errors.js';
-import { grid1d, launch, pinnedWorkgroupShape } from './kernel.js';
+import { grid1d, launch, pinnedWorkgroupShape, storageOf } from './kernel.js';
 import { dense, matmul, subgroupKernelSupported } from './matmul.js';
 import { addResidualRaw } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
@@ -190,7 +190,7 @@ function gather(
     launch(`${what} ${version}`, {
       shader: `conv2d_${version}`,
       entry,
-      ...(version === 'v3' ? { storage: src.dtype === 'f16' ? 'f16' as const : 'f32' as const } : {}),
+      storage: storageOf(src),
       constants: { ...wg, HAS_BIAS: bias !== null, ACT: activation === 'relu' ? 1 : 0, ...(version === 'v3' ? { HAS_RESIDUAL: residual !== null } : {}) },
       uniforms: new Uniforms()
         .u32(rows).u32(h.rows).u32(w.rows).u32(cOut)
@@ -224,7 +224,7 @@ export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, acti
     return withViews(residual ? [x, w, residual] : [x, w], [[rows, g.C], [g.C, g.F], [rows, g.F]], ([xm, wm, rm]) => dense(xm!, wm!, bias, activation, rm ?? null), shape);
   }
   if (residual && version !== 'v3') return addResidualRaw(conv2dForwardRaw(x, w, bias, 'none', g), residual, activation);
-  const storage = x.dtype === 'f16' ? 'f16' : 'f32';
+  const storage = storageOf(x);
   if (storage === 'f16' && version !== 'v3') {
     throw new ArgumentError(
       `conv2d: f16 storage runs on the v3 kernel (or the v3 matmul for a 1×1 convolution) only, which needs the 'subgroups' feature and output channels in multiples of 4; this convolution would run ${version} (x [${g.N}, ${g.H}, ${g.W}, ${g.C}], ${g.F} filters). Run it in f32.`,

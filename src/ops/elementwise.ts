@@ -15,7 +15,7 @@ import { runtime } from '../gpu/runtime.js';
 import { type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ShapeError } from '../errors.js';
 import { broadcastShapes, broadcastStrides } from './broadcast.js';
-import { MAX_RANK, expectDType, floatStorage, grid1d, launch, launchFlat, sameShape } from './kernel.js';
+import { MAX_RANK, floatStorage, grid1d, launch, launchFlat, sameShape } from './kernel.js';
 import { sumTo } from './reduce.js';
 
 const WG = 64;

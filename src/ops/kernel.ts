@@ -295,6 +295,11 @@ export function expectDType(op: string, t: Tensor, ...allowed: DType[]): void {
   }
 }
 
+/** The storage type a kernel reads a float tensor with (its dtype: f16, else f32). */
+export function storageOf(t: Tensor): 'f32' | 'f16' {
+  return t.dtype === 'f16' ? 'f16' : 'f32';
+}
+
 /**
  * The storage type of an op's float operands: 'f32', or 'f16' where they are all f16 (which needs the
  * device feature 'shader-f16'). Null operands are skipped; f16 and f32 operands do not mix.

@@ -27,7 +27,7 @@ import { Uniforms } from '../gpu/uniforms.js';
 import { runtime } from '../gpu/runtime.js';
 import { type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ArgumentError, LimitError, ShapeError } from '../errors.js';
-import { expectDType, floatStorage, pinnedWorkgroupShape, windowOf } from './kernel.js';
+import { expectDType, floatStorage, pinnedWorkgroupShape, storageOf, windowOf } from './kernel.js';
 import { type MatmulBlock, blockSpans, matmulStrides, planMatmulBlocks } from './matmul-split.js';
 import { addResidualRaw, binaryRaw } from './elementwise.js';
 import { sum } from './reduce.js';
@@ -243,7 +243,7 @@ function runBlock(
   // The residual has C's shape, so C's span of it (only v3 binds one, at binding 4).
   const residual = t.residual ? windowOf(t.residual, label, spans.c.first, spans.c.count) : { binding: runtime().emptyBuffer, skip: 0 };
   if (how.vec4 && (b.skip % 4 !== 0 || c.skip % 4 !== 0 || bias.skip % 4 !== 0 || residual.skip % 4 !== 0)) {
-    throw new Error(`${label}: internal error: a vec4 window starts off a vec4 boundary (${b.skip}, ${c.skip}, ${bias.skip}).`);
+    throw new Error(`${label}: internal error: a vec4 window starts off a vec4 boundary (${b.skip}, ${c.skip}, ${bias.skip}, ${residual.skip}).`);
   }
   const s = matmulStrides(pr);
   const { mb: M, nb: N, kb: K } = blk;
@@ -261,7 +261,7 @@ function runBlock(
   runtime().dispatch({
     shader: `matmul_${version}`,
     entry,
-    ...(version === 'v3' ? { storage: t.c.dtype === 'f16' ? 'f16' as const : 'f32' as const } : {}),
+    storage: storageOf(t.c),
     constants: { ...wg, HAS_BIAS: t.bias !== null, ACT: how.activation === 'relu' ? 1 : 0, ...(version === 'v3' ? { HAS_RESIDUAL: t.residual !== null } : {}) },
     uniforms,
     buffers: version === 'v3' ? [a.binding, b.binding, bias.binding, residual.binding, c.binding] : [a.binding, b.binding, bias.binding, c.binding],

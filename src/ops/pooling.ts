@@ -26,7 +26,7 @@ import type { BackwardRule } from '../autograd/backward.js';
 import { Uniforms } from '../gpu/uniforms.js';
 import { type Shape, Tensor, shapeStr } from '../tensor/tensor.js';
 import { ArgumentError, ShapeError } from '../errors.js';
-import { expectDType, floatStorage, expectRank, grid1d, launch } from './kernel.js';
+import { expectRank, floatStorage, grid1d, launch, storageOf } from './kernel.js';
 import { mean } from './reduce.js';
 import { reshape } from './shape.js';
 
@@ -139,8 +139,8 @@ function run(op: string, entry: string, elements: number, g: PoolGeometry, input
   launch(op, {
     shader: 'pooling',
     entry,
-    // The forward entries read x and write y as Elem; the backward ones are f32 only.
-    storage: entry.endsWith('backward') ? 'f32' : inputs[0]!.dtype === 'f16' ? 'f16' : 'f32',
+    // The forward entries read x and write y as Elem; the backward ones (whose first input is the f32 gradient) are f32 only.
+    storage: storageOf(inputs[0]!),
     constants: { WG, RUN },
     uniforms: new Uniforms()
       .u32(invocations).u32(g.channels).u32(g.height).u32(g.width)

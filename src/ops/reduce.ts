@@ -7,7 +7,7 @@ import { Uniforms } from '../gpu/uniforms.js';
 import { type Shape, Tensor, sizeOf } from '../tensor/tensor.js';
 import { broadcastAxes } from './broadcast.js';
 import { binaryRaw, broadcastTo, div, mul, mulScalar } from './elementwise.js';
-import { expectDType, floatStorage, grid1d, launch, normalizeAxes, sameShape, stridesOf } from './kernel.js';
+import { floatStorage, grid1d, launch, normalizeAxes, sameShape, stridesOf } from './kernel.js';
 
 export type ReduceKind = 'sum' | 'mean' | 'max';
 

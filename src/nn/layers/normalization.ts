@@ -121,9 +121,14 @@ export class BatchNormalization extends Layer {
    * Normalises `x` ([N, ..., C]). `training: true` uses the batch statistics and updates the moving ones,
    * unless the layer is frozen or in `inferenceMode`, in which case it runs in inference mode (see above).
    */
+  /** Whether this call normalises with the batch's statistics (and updates the moving ones). */
+  private usesBatchStatistics(options: CallOptions): boolean {
+    return options.training && this.variesInTraining;
+  }
+
   /** With the moving statistics (inference, or frozen) it can; batch statistics are f32 only. */
   override runsInHalf(options: CallOptions): boolean {
-    return !(options.training && this.trainable && !this.inferenceMode);
+    return !this.usesBatchStatistics(options);
   }
 
   protected forward([x]: Tensor[], options: CallOptions): Tensor {
@@ -136,7 +141,7 @@ export class BatchNormalization extends Layer {
       variance: like(this.movingVariance)!,
       epsilon: this.epsilon,
       momentum: this.momentumOverride ?? this.momentum,
-      training: options.training && this.trainable && !this.inferenceMode,
+      training: this.usesBatchStatistics(options),
     });
   }
 

@@ -20,8 +20,12 @@
  *                                             [N·H·W, Cin]·[Cin, Cout] (dX: ·[Cin, Cout]ᵀ), bias and relu
  *                                             fused by `dense`. Forward and dX only: dW goes to v3/v2,
  *                                             whose split-K keeps both cores busy on a small filter.
+ *   winograd src/ops/conv-winograd.ts         a 3×3 stride-1 forward pass as Winograd F(2×2, 3×3): 2.25×
+ *           shaders/conv2d_winograd.wgsl      fewer multiplies, in a batched matmul between transforms.
+ *                                             Channel counts in multiples of 4.
  * `convKernelFor` picks the best valid version for a pass; `forceConvVersion` pins one (tests, bench),
- * falling back to the next best where the pinned one cannot run (v3 → v2; matmul → v3 → v2).
+ * falling back to the next best where the pinned one cannot run (v3 → v2; matmul → v3 → v2; winograd → the
+ * automatic choice among the others).
  *
  * dX runs the forward kernel's gather backwards, once per stride phase (see conv2d_v3.wgsl), on the
  * filter with its channel dims swapped, wᵀ [KH, KW, Cout, Cin]: v3 reads w that way in place (entry
@@ -37,9 +41,10 @@ import { dense, matmul, subgroupKernelSupported } from './matmul.js';
 import { addResidualRaw } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
 import { transposeRaw } from './shape.js';
+import { conv2dWinogradRaw, winogradApplies } from './conv-winograd.js';
 
-export type ConvVersion = 'v1' | 'v2' | 'v3' | 'matmul';
-export const CONV_VERSIONS: readonly ConvVersion[] = ['v1', 'v2', 'v3', 'matmul'];
+export type ConvVersion = 'v1' | 'v2' | 'v3' | 'matmul' | 'winograd';
+export const CONV_VERSIONS: readonly ConvVersion[] = ['v1', 'v2', 'v3', 'matmul', 'winograd'];
 export type ConvActivation = 'none' | 'relu';
 export type ConvPass = 'forward' | 'inputGrad' | 'filterGrad';
 
@@ -101,10 +106,12 @@ export function convKernelFor(g: ConvGeometry, pass: ConvPass): ConvVersion {
   const columns = pass === 'inputGrad' ? g.C : g.F;
   const v3ok = columns % 4 === 0 && subgroupKernelSupported();
   const matmulOk = pass !== 'filterGrad' && isPointwise(g);
+  const winogradOk = pass === 'forward' && winogradApplies(g);
   const best: ConvVersion = v3ok ? 'v3' : 'v2';
   if (forced === 'v1' || forced === 'v2') return forced;
   if (forced === 'v3') return best;
-  return matmulOk ? 'matmul' : best;
+  if (forced === 'matmul') return matmulOk ? 'matmul' : best;
+  return winogradOk ? 'winograd' : matmulOk ? 'matmul' : best;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -217,12 +224,16 @@ function gather(
  * epilogue; v1 and v2 add it (and apply the activation) as separate passes.
  */
 export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, activation: ConvActivation, g: ConvGeometry, residual: Tensor | null = null): Tensor {
-  const version = convKernelFor(g, 'forward');
+  let version = convKernelFor(g, 'forward');
+  // With f16 storage Winograd would round its transformed tiles to f16 between its steps; the direct kernel
+  // rounds once, at the output (the f16 contract of src/gpu/pipeline-cache.ts).
+  if (version === 'winograd' && storageOf(x) === 'f16') version = 'v3';
   const shape = [g.N, g.OH, g.OW, g.F];
   if (version === 'matmul') {
     const rows = g.N * g.H * g.W;
     return withViews(residual ? [x, w, residual] : [x, w], [[rows, g.C], [g.C, g.F], [rows, g.F]], ([xm, wm, rm]) => dense(xm!, wm!, bias, activation, rm ?? null), shape);
   }
+  if (version === 'winograd') return conv2dWinogradRaw(x, w, bias, activation, g, residual);
   if (residual && version !== 'v3') return addResidualRaw(conv2dForwardRaw(x, w, bias, 'none', g), residual, activation);
   const storage = storageOf(x);
   if (storage === 'f16' && version !== 'v3') {
@@ -255,13 +266,15 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeometry): Tens
     naive('inputGrad', g, [dy, w], dx, 'none', false);
     return dx;
   }
+  // Here version is v2 or v3 (matmul returned above; winograd is a forward version only).
+  const gv = version === 'v3' ? 'v3' : 'v2';
   // v3 reads w [KH, KW, C, F] as the transposed filter it needs (F % 4 == 0); otherwise w is transposed once.
-  const readTransposed = version === 'v3' && g.F % 4 === 0;
+  const readTransposed = gv === 'v3' && g.F % 4 === 0;
   const filter = readTransposed ? w : transposeRaw(w, [0, 1, 3, 2]);
   const phases = g.sh * g.sw;
   for (let rh = 0; rh < g.sh; rh++) {
     for (let rw = 0; rw < g.sw; rw++) {
-      gather('conv2d dX', version, dy, filter, null, 'none', dx, g.N,
+      gather('conv2d dX', gv, dy, filter, null, 'none', dx, g.N,
         inputGradAxis(g.H, g.OH, g.KH, g.sh, g.pt, rh), inputGradAxis(g.W, g.OW, g.KW, g.sw, g.pl, rw), g.F, g.C, g.KW,
         convFlops(g) / phases, readTransposed ? 'main_bt' : 'main');
     }
@@ -288,7 +301,8 @@ export function conv2dFilterGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Ten
     if (dw.size > 0) naive('filterGrad', g, [x, dy], dw, 'none', false);
     return dw;
   }
-  const v = version === 'matmul' ? 'v2' : version;
+  // v3, else v2 (the matmul version has no dW of its own; winograd is a forward version only).
+  const v = version === 'v3' ? 'v3' : 'v2';
   const rowsPer = v === 'v3' ? 8 : 4;
   const wg = workgroupShape(v, Math.ceil(g.F / 4));
   const groupsXY = Math.ceil(Math.ceil(g.F / 4) / wg.WG_X) * Math.ceil(Math.ceil(rows / rowsPer) / wg.WG_Y);

@@ -319,6 +319,14 @@ export function dense(x: Tensor, w: Tensor, bias: Tensor | null = null, activati
   return record('dense', { activation, hasBias: bias !== null, hasResidual: residual !== null }, inputs, out, activation === 'relu' ? [x, w, out] : [x, w]);
 }
 
+/**
+ * a [batch, M, K] · b [batch, K, N] → [batch, M, N] in a's storage type (f32 or f16), not recorded: the
+ * kernel path of `matmul` for ops that run a GEMM inside their own forward pass (Winograd convolution).
+ */
+export function batchedMatmulRaw(a: Tensor, b: Tensor): Tensor {
+  return matmulRaw('batched matmul', a, b, matmulProblem('batched matmul', a.shape, b.shape, false, false), null, 'none');
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Backward
 

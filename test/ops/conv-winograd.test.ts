@@ -1,0 +1,190 @@
+/**
+ * Conv2d by Winograd F(2×2, 3×3) (src/ops/conv-winograd.ts): the f64 references of its three transforms
+ * compose to the convolution; each WGSL transform matches its reference; the whole path matches conv2dRef
+ * on random 3×3 stride-1 problems (odd sizes, 1×1 inputs, 'same', 'valid' and explicit padding, bias,
+ * residual, relu); gradients through it are right; and it is chosen exactly where it applies.
+ */
+import fc from 'fast-check';
+import { afterEach, describe, expect, test } from 'vitest';
+import { useGpu } from '../util/gpu.js';
+import { expectClose, randomData, seedArb } from '../util/check.js';
+import { checkGradients } from '../util/grad.js';
+import { tensor } from '../../src/tensor/create.js';
+import { tidy } from '../../src/tensor/scope.js';
+import { liveTensorCount } from '../../src/tensor/tensor.js';
+import * as ops from '../../src/ops/index.js';
+import { type ConvActivation, type ConvPadding, conv2d, conv2dGeometry, conv2dRef, convKernelFor, forceConvVersion } from '../../src/ops/conv.js';
+import { matmulRef } from '../../src/ops/matmul.js';
+import {
+  winogradApplies, winogradFilterRaw, winogradFilterRef, winogradInputRaw, winogradInputRef, winogradOutputRaw, winogradOutputRef,
+} from '../../src/ops/conv-winograd.js';
+import { withStorageBindingLimit } from '../../src/ops/kernel.js';
+
+useGpu();
+afterEach(() => forceConvVersion(null));
+
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+const padArb = fc.oneof(
+  fc.constant<ConvPadding>('same'),
+  fc.constant<ConvPadding>('valid'),
+  fc.tuple(fc.nat(2), fc.nat(2), fc.nat(2), fc.nat(2)).map(([t, b, l, r]): ConvPadding => [[t, b], [l, r]]),
+);
+
+/** 3×3 stride-1 problems: N 1–3, H and W 1–9 (odd, 1), channels multiples of 4 (with `any`, any count). */
+function problemArb(any = false) {
+  const ch = any ? fc.integer({ min: 1, max: 9 }) : fc.constantFrom(4, 8, 12, 16, 20);
+  return fc.record({
+    N: fc.constantFrom(1, 2, 3), H: fc.integer({ min: 1, max: 9 }), W: fc.integer({ min: 1, max: 9 }), C: ch, F: ch,
+    padding: padArb, hasBias: fc.boolean(), hasResidual: fc.boolean(), activation: fc.constantFrom<ConvActivation>('none', 'relu'),
+  }).filter((p) => {
+    try {
+      conv2dGeometry('t', [p.N, p.H, p.W, p.C], [3, 3, p.C, p.F], { padding: p.padding });
+      return true;
+    } catch {
+      return false; // a 'valid' 3×3 on a 1- or 2-pixel side
+    }
+  });
+}
+
+describe('the f64 references', () => {
+  test('filter, input and output transforms around 16 matrix products give the convolution', () => {
+    fc.assert(
+      fc.property(problemArb(true), seedArb, (p, seed) => {
+        const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
+        const g = conv2dGeometry('t', xShape, wShape, { padding: p.padding });
+        const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1);
+        const tiles = g.N * Math.ceil(g.OH / 2) * Math.ceil(g.OW / 2);
+        const m = matmulRef(winogradInputRef(x, g), [16, tiles, g.C], winogradFilterRef(w, g.C, g.F), [16, g.C, g.F]);
+        const y = winogradOutputRef(m.data, g);
+        expectClose(y, conv2dRef(x, xShape, w, wShape, { padding: p.padding }).data, { rtol: 1e-12, atol: 1e-12 }, 'winograd reference');
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
+
+describe('each transform kernel matches its reference', () => {
+  test('filter, input and output transforms', async () => {
+    await fc.assert(
+      fc.asyncProperty(problemArb(), seedArb, async (p, seed) => {
+        const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
+        const g = conv2dGeometry('t', xShape, wShape, { padding: p.padding });
+        const tiles = g.N * Math.ceil(g.OH / 2) * Math.ceil(g.OW / 2);
+        const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1), m = randomData(16 * tiles * g.F, seed + 2);
+        const u = tidy(() => winogradFilterRaw(tensor(w, wShape), g));
+        const v = tidy(() => winogradInputRaw(tensor(x, xShape), g));
+        const y = tidy(() => winogradOutputRaw(tensor(m, [16, tiles, g.F]), g, null, 'none', null));
+        expectClose(await u.data(), winogradFilterRef(w, g.C, g.F), { rtol: 1e-6, atol: 1e-6 }, 'U');
+        expectClose(await v.data(), winogradInputRef(x, g), { rtol: 1e-6, atol: 1e-6 }, 'V');
+        expectClose(await y.data(), winogradOutputRef(m, g), { rtol: 1e-6, atol: 1e-5 }, 'Y');
+        for (const t of [u, v, y]) t.dispose();
+      }),
+      { numRuns: 15 },
+    );
+  });
+});
+
+describe('conv2d through Winograd', () => {
+  test('matches conv2dRef with bias, residual and relu, and leaves no tensors behind', async () => {
+    await fc.assert(
+      fc.asyncProperty(problemArb(), seedArb, async (p, seed) => {
+        const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
+        const g = conv2dGeometry('t', xShape, wShape, { padding: p.padding });
+        expect(convKernelFor(g, 'forward')).toBe('winograd');
+        const outShape = [g.N, g.OH, g.OW, g.F];
+        const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1);
+        const b = p.hasBias ? randomData(g.F, seed + 2) : null;
+        const r = p.hasResidual ? randomData(size(outShape), seed + 3) : null;
+        const before = liveTensorCount();
+        const y = tidy(() => conv2d(tensor(x, xShape), tensor(w, wShape), {
+          padding: p.padding, activation: p.activation, bias: b ? tensor(b, [g.F]) : null, residual: r ? tensor(r, outShape) : null,
+        }));
+        const ref = conv2dRef(x, xShape, w, wShape, { padding: p.padding, activation: p.activation, bias: b, residual: r });
+        expectClose(await y.data(), ref.data, { rtol: 1e-4, atol: 2e-6 * 9 * p.C + 1e-6 }, `winograd ${JSON.stringify(p)}`);
+        y.dispose();
+        expect(liveTensorCount()).toBe(before);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  test('the layer sizes of ResNet50 (56×56 at 64 channels, 7×7 at 512), against the direct v3 kernel', async () => {
+    for (const [xShape, wShape] of [[[1, 56, 56, 64], [3, 3, 64, 64]], [[2, 7, 7, 512], [3, 3, 512, 512]]]) {
+      const x = randomData(size(xShape!), 1), w = randomData(size(wShape!), 2);
+      const run = () => tidy(() => conv2d(tensor(x, xShape!), tensor(w, wShape!), { padding: 'same' }));
+      const fast = run();
+      forceConvVersion('v3');
+      const direct = run();
+      forceConvVersion(null);
+      expectClose(await fast.data(), await direct.data(), { rtol: 1e-4, atol: 1e-4 }, `winograd vs v3 ${JSON.stringify(wShape)}`);
+      fast.dispose();
+      direct.dispose();
+    }
+  });
+
+  test('gradients through a Winograd forward pass (relu mask from its output) match finite differences', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom<ConvPadding>('same', 'valid'), fc.integer({ min: 3, max: 5 }), seedArb, async (padding, H, seed) => {
+        const xShape = [2, H, H + 1, 4], wShape = [3, 3, 4, 8];
+        const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1), b = randomData(8, seed + 2);
+        const pre = conv2dRef(x, xShape, w, wShape, { padding, bias: b }).data;
+        fc.pre(pre.every((z) => Math.abs(z) > 1e-3));
+        expect(convKernelFor(conv2dGeometry('t', xShape, wShape, { padding }), 'forward')).toBe('winograd');
+        await checkGradients(
+          ([xt, wt, bt]) => conv2d(xt!, wt!, { padding, bias: bt!, activation: 'relu' }),
+          ([xs, ws, bs]) => conv2dRef(xs!, xShape, ws!, wShape, { padding, bias: bs!, activation: 'relu' }).data,
+          [{ data: x, shape: xShape }, { data: w, shape: wShape }, { data: b, shape: [8] }],
+        );
+      }),
+      { numRuns: 4 },
+    );
+  });
+
+  test('f16 storage runs the direct kernel (one rounding at the output), not Winograd', async () => {
+    const xShape = [1, 6, 6, 8], wShape = [3, 3, 8, 8];
+    const x = randomData(size(xShape), 3), w = randomData(size(wShape), 4);
+    const y = tidy(() => ops.cast(conv2d(ops.cast(tensor(x, xShape), 'f16'), ops.cast(tensor(w, wShape), 'f16'), { padding: 'same' }), 'f32'));
+    const direct = tidy(() => {
+      forceConvVersion('v3');
+      return ops.cast(conv2d(ops.cast(tensor(x, xShape), 'f16'), ops.cast(tensor(w, wShape), 'f16'), { padding: 'same' }), 'f32');
+    });
+    expect(Array.from(await y.data())).toEqual(Array.from(await direct.data()));
+    y.dispose();
+    direct.dispose();
+  });
+});
+
+describe('selection', () => {
+  const geo = (x: number[], w: number[], opts = {}) => conv2dGeometry('t', x, w, opts);
+
+  test('3×3, stride 1, channels in multiples of 4, forward only', () => {
+    const g = geo([2, 8, 8, 16], [3, 3, 16, 32], { padding: 'same' });
+    expect(winogradApplies(g)).toBe(true);
+    expect(convKernelFor(g, 'forward')).toBe('winograd');
+    expect(convKernelFor(g, 'inputGrad')).not.toBe('winograd');
+    expect(convKernelFor(g, 'filterGrad')).not.toBe('winograd');
+    for (const other of [
+      geo([2, 8, 8, 16], [3, 3, 16, 32], { strides: 2, padding: 'same' }),
+      geo([2, 8, 8, 3], [3, 3, 3, 32], { padding: 'same' }),
+      geo([2, 8, 8, 16], [3, 3, 16, 6], { padding: 'same' }),
+      geo([2, 8, 8, 16], [5, 5, 16, 32], { padding: 'same' }),
+      geo([2, 8, 8, 16], [1, 1, 16, 32]),
+    ]) {
+      expect(winogradApplies(other)).toBe(false);
+      expect(convKernelFor(other, 'forward')).not.toBe('winograd');
+    }
+  });
+
+  test('pinning another version runs it instead; transformed tiles over the binding limit fall back', () => {
+    const g = geo([2, 8, 8, 16], [3, 3, 16, 32], { padding: 'same' });
+    forceConvVersion('v2');
+    expect(convKernelFor(g, 'forward')).toBe('v2');
+    forceConvVersion('winograd');
+    expect(convKernelFor(g, 'forward')).toBe('winograd');
+    expect(convKernelFor(geo([2, 8, 8, 16], [1, 1, 16, 32]), 'forward')).toBe('matmul');
+    forceConvVersion(null);
+    // V is 16 · 32 tiles · 16 channels · 4 bytes = 32 KiB: over an 8 KiB limit.
+    withStorageBindingLimit(8192, () => expect(convKernelFor(g, 'forward')).not.toBe('winograd'));
+  });
+});

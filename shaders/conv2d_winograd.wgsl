@@ -1,163 +1,269 @@
-// Conv2d by Winograd's minimal filtering, F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for Convolutional
-// Neural Networks", 2016): the three transforms around a batched GEMM. src/ops/conv-winograd.ts runs them.
+// Conv2d by Winograd's minimal filtering, F(2×2, 3×3) and F(4×4, 3×3) (Lavin & Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2016): the transforms around a batched GEMM. src/ops/conv-winograd.ts
+// runs them.
 //
-// In one dimension, two outputs of a 3-tap correlation, y_i = Σ_k d_{i+k}·g_k, take 6 multiplies directly
-// but only 4 as
+// In one dimension, m outputs of a 3-tap correlation, y_i = Σ_k d_{i+k}·g_k, take 3m multiplies directly
+// but only m + 2 as
 //   y = Aᵀ [(G g) ⊙ (Bᵀ d)]
-// with d 4 inputs, g 3 taps and
+// with d the m + 2 inputs, g the 3 taps, and for m = 2 (points 0, 1, −1, ∞):
 //   Bᵀ = | 1  0 −1  0 |     G = | 1    0    0  |     Aᵀ = | 1  1  1  0 |
 //        | 0  1  1  0 |         | ½    ½    ½  |          | 0  1 −1 −1 |
 //        | 0 −1  1  0 |         | ½   −½    ½  |
 //        | 0  1  0 −1 |         | 0    0    1  |
-// Nested over both dimensions, a 2×2 block of outputs of a 3×3 filter reads a 4×4 tile of the input:
+// and for m = 4 (points 0, 1, −1, 2, −2, ∞):
+//   Bᵀ = | 4  0 −5  0  1  0 |     G = |  ¼     0     0  |     Aᵀ = | 1  1  1  1  1  0 |
+//        | 0 −4 −4  1  1  0 |         | −⅙    −⅙    −⅙  |          | 0  1 −1  2 −2  0 |
+//        | 0  4 −4 −1  1  0 |         | −⅙     ⅙    −⅙  |          | 0  1  1  4  4  0 |
+//        | 0 −2 −1  2  1  0 |         | 1/24  1/12  ⅙  |          | 0  1 −1  8 −8  1 |
+//        | 0  2 −1 −2  1  0 |         | 1/24 −1/12  ⅙  |
+//        | 0  4  0 −5  0  1 |         |  0     0     1  |
+// Nested over both dimensions, an m×m block of outputs of a 3×3 filter reads an (m+2)×(m+2) tile d:
 //   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A,
-// 16 multiplies instead of 36 (2.25× fewer). Over channels the ⊙ becomes a sum, so for each of the 16
-// positions ξ of the 4×4 transformed tile it is a matrix product:
+// (m+2)² multiplies instead of 9m²: 16 for 36 (2.25× fewer) at m = 2, 36 for 144 (4×) at m = 4. Over
+// channels the ⊙ becomes a sum, so at each position ξ of the transformed tile it is a matrix product:
 //   M[ξ] (tiles × F) = V[ξ] (tiles × C) · U[ξ] (C × F),   V[ξ] = (Bᵀ d B)[ξ],  U[ξ] = (G g Gᵀ)[ξ]
-// so the multiplies run in matmul v3 (16 GEMMs in one batched dispatch), and the transforms, which only add
-// and subtract (and halve, for the filter), run here:
-//   filter_transform   w [3, 3, C, F]        → U [16, C, F]       one (c, 4 filters) per invocation
-//   input_transform    x [N, H, W, C]        → V [16, tiles, C]   one (tile, 4 channels) per invocation
-//   output_transform   M [16, tiles, F]      → y [N, OH, OW, F]   one (tile, 4 filters) per invocation,
-//                                                                 with bias, residual and relu fused
-// Tile t = (n, th, tw) covers outputs (2·th .. 2·th+1, 2·tw .. 2·tw+1) and reads inputs from
-// (2·th − pad_t, 2·tw − pad_l), 4×4, zero outside x (the padding). Outputs past OH or OW (an odd size) are
-// computed and dropped. Every array is read and written as vec4 along channels: C % 4 == 0 and F % 4 == 0.
-// Storage is f32 or f16 (Elem, declared by the pipeline cache); the arithmetic is f32.
+// The multiplies run in matmul v3 ((m+2)² GEMMs in one batched dispatch); the transforms run here:
+//   filter_transform_fm   w [3, 3, C, F]        → U [(m+2)², C, F]       one (c, 4 filters) per invocation
+//   input_transform_fm    x [N, H, W, C]        → V [(m+2)², tiles, C]   one (tile, 4 channels) each
+//   output_transform_fm   M [(m+2)², tiles, F]  → y [N, OH, OW, F]       one (tile, 4 filters) each,
+//                                                                        with bias, residual, relu fused
+// Tile t = (n, th, tw) covers outputs (m·th .. m·th + m − 1, m·tw .. m·tw + m − 1) and reads the inputs
+// from (m·th − pad_t, m·tw − pad_l), zero outside x (the padding). Outputs past OH or OW are computed and
+// dropped. Every array is read and written as vec4 along channels: C % 4 == 0 and F % 4 == 0. Storage is
+// f32 or f16 (Elem, declared by the pipeline cache); the arithmetic is f32. ξ = (m+2)·a + b, with a along
+// the height and b along the width.
 
 override WG: u32 = 64u;
 override HAS_BIAS: bool = false;
 override ACT: u32 = 0u;                 // 0 none, 1 relu
-override HAS_RESIDUAL: bool = false;    // output_transform: add residual[pixel, filters] before the activation
+override HAS_RESIDUAL: bool = false;    // output transforms: add residual[pixel, filters] before the activation
 
 struct Params {
   n: u32, h: u32, w: u32, c4: u32,           // x [n, h, w, 4·c4]
-  oh: u32, ow: u32, f4: u32, tiles_h: u32,   // y [n, oh, ow, 4·f4]; tiles_h = ⌈oh / 2⌉
-  tiles_w: u32, tiles: u32,                  // tiles_w = ⌈ow / 2⌉; tiles = n · tiles_h · tiles_w
+  oh: u32, ow: u32, f4: u32, tiles_h: u32,   // y [n, oh, ow, 4·f4]; tiles_h = ⌈oh / m⌉
+  tiles_w: u32, tiles: u32,                  // tiles_w = ⌈ow / m⌉; tiles = n · tiles_h · tiles_w
   pad_t: i32, pad_l: i32,
   count: u32, _pad0: u32, _pad1: u32, _pad2: u32,   // invocations with work in this dispatch
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<vec4<Elem>>;
-// filter_transform and input_transform:
+// filter and input transforms:
 @group(0) @binding(2) var<storage, read_write> transformed: array<vec4<Elem>>;
-// output_transform:
+// output transforms:
 @group(0) @binding(2) var<storage, read> bias: array<vec4<Elem>>;
 @group(0) @binding(3) var<storage, read> residual: array<vec4<Elem>>;   // shaped as y
 @group(0) @binding(4) var<storage, read_write> dst: array<vec4<Elem>>;
 
-/** Bᵀ applied to 4 values (each a vec4 of channels). */
-fn bt(d: array<vec4f, 4>) -> array<vec4f, 4> {
+// ---------------------------------------------------------------------------------------------------------
+// The 1-D transforms, on vec4s of channels (rows of the matrices above)
+
+fn bt_f2(d: array<vec4f, 4>) -> array<vec4f, 4> {
   return array<vec4f, 4>(d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]);
 }
 
-/** G applied to 3 taps. */
-fn gt(g: array<vec4f, 3>) -> array<vec4f, 4> {
+fn g_f2(g: array<vec4f, 3>) -> array<vec4f, 4> {
   let half_sum = 0.5 * (g[0] + g[2]);
   return array<vec4f, 4>(g[0], half_sum + 0.5 * g[1], half_sum - 0.5 * g[1], g[2]);
 }
 
-/** Aᵀ applied to 4 values. */
-fn at(m: array<vec4f, 4>) -> array<vec4f, 2> {
+fn at_f2(m: array<vec4f, 4>) -> array<vec4f, 2> {
   return array<vec4f, 2>(m[0] + m[1] + m[2], m[1] - m[2] - m[3]);
 }
+
+fn bt_f4(d: array<vec4f, 6>) -> array<vec4f, 6> {
+  let s = d[4] - 4.0 * d[2];   // shared by rows 1 and 2
+  let t = d[4] - d[2];         // shared by rows 3 and 4
+  return array<vec4f, 6>(
+    4.0 * d[0] - 5.0 * d[2] + d[4],
+    s - 4.0 * d[1] + d[3],
+    s + 4.0 * d[1] - d[3],
+    t - 2.0 * d[1] + 2.0 * d[3],
+    t + 2.0 * d[1] - 2.0 * d[3],
+    4.0 * d[1] - 5.0 * d[3] + d[5],
+  );
+}
+
+fn g_f4(g: array<vec4f, 3>) -> array<vec4f, 6> {
+  let even6 = (g[0] + g[2]) / 6.0;
+  let even24 = g[0] / 24.0 + g[2] / 6.0;
+  return array<vec4f, 6>(
+    0.25 * g[0],
+    -even6 - g[1] / 6.0,
+    -even6 + g[1] / 6.0,
+    even24 + g[1] / 12.0,
+    even24 - g[1] / 12.0,
+    g[2],
+  );
+}
+
+fn at_f4(m: array<vec4f, 6>) -> array<vec4f, 4> {
+  let s1 = m[1] + m[2];
+  let d1 = m[1] - m[2];
+  let s2 = m[3] + m[4];
+  let d2 = m[3] - m[4];
+  return array<vec4f, 4>(m[0] + s1 + s2, d1 + 2.0 * d2, s1 + 4.0 * s2, d1 + 8.0 * d2 + m[5]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Indexing shared by both sizes
 
 fn flat_index(gid: vec3u, nwg: vec3u) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
 }
 
-/** src: x [n, h, w, c]; dst: V [16, tiles, c]. */
+/** Tile t's image and tile row and column: (n, th, tw). */
+fn tile_of(t: u32) -> vec3u {
+  return vec3u(t / (p.tiles_w * p.tiles_h), (t / p.tiles_w) % p.tiles_h, t % p.tiles_w);
+}
+
+/** x[n, ih, iw, 4·c4 ..], zero outside x. */
+fn load_x(n: u32, ih: i32, iw: i32, c4: u32) -> vec4f {
+  let inside = ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w);
+  let i = select(0u, ((n * p.h + u32(ih)) * p.w + u32(iw)) * p.c4 + c4, inside);
+  return select(vec4f(0.0), vec4f(src[i]), inside);
+}
+
+/** y[n, oh, ow, 4·f4 ..] = act(v + bias + residual), where (oh, ow) lies inside y. */
+fn store_y(n: u32, oh: u32, ow: u32, f4: u32, v: vec4f) {
+  if (oh >= p.oh || ow >= p.ow) { return; }
+  let o = ((n * p.oh + oh) * p.ow + ow) * p.f4 + f4;
+  var r = v;
+  if (HAS_BIAS) { r += vec4f(bias[f4]); }
+  if (HAS_RESIDUAL) { r += vec4f(residual[o]); }
+  if (ACT == 1u) { r = max(r, vec4f(0.0)); }
+  dst[o] = vec4<Elem>(r);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// F(2×2, 3×3)
+
+/** x [n, h, w, c] → V [16, tiles, c]. */
 @compute @workgroup_size(WG)
-fn input_transform(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn input_transform_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let k = flat_index(gid, nwg);
   if (k >= p.count) { return; }
   let c4 = k % p.c4;
   let t = k / p.c4;
-  let tw = t % p.tiles_w;
-  let th = (t / p.tiles_w) % p.tiles_h;
-  let n = t / (p.tiles_w * p.tiles_h);
-  let ih0 = i32(2u * th) - p.pad_t;
-  let iw0 = i32(2u * tw) - p.pad_l;
-
-  // Rows of the tile, each transformed along its 4 columns: r[i][b] = (d B)[i][b].
+  let tile = tile_of(t);
+  let ih0 = i32(2u * tile.y) - p.pad_t;
+  let iw0 = i32(2u * tile.z) - p.pad_l;
+  // Each row of the tile transformed along its columns: r[i][b] = (d B)[i][b]; then down each column.
   var r: array<array<vec4f, 4>, 4>;
   for (var i = 0; i < 4; i++) {
     let ih = ih0 + i;
-    var d: array<vec4f, 4>;
-    for (var j = 0; j < 4; j++) {
-      let iw = iw0 + j;
-      let inside = ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w);
-      let at_x = select(0u, ((n * p.h + u32(ih)) * p.w + u32(iw)) * p.c4 + c4, inside);
-      d[j] = select(vec4f(0.0), vec4f(src[at_x]), inside);
-    }
-    r[i] = bt(d);
+    r[i] = bt_f2(array<vec4f, 4>(load_x(tile.x, ih, iw0, c4), load_x(tile.x, ih, iw0 + 1, c4), load_x(tile.x, ih, iw0 + 2, c4), load_x(tile.x, ih, iw0 + 3, c4)));
   }
-  // Then down each column: V[a][b] = (Bᵀ d B)[a][b], stored at ξ = 4a + b.
   let plane = p.tiles * p.c4;
   let base = t * p.c4 + c4;
   for (var b = 0u; b < 4u; b++) {
-    let v = bt(array<vec4f, 4>(r[0][b], r[1][b], r[2][b], r[3][b]));
-    for (var a = 0u; a < 4u; a++) {
-      transformed[(4u * a + b) * plane + base] = vec4<Elem>(v[a]);
-    }
+    let v = bt_f2(array<vec4f, 4>(r[0][b], r[1][b], r[2][b], r[3][b]));
+    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * plane + base] = vec4<Elem>(v[a]); }
   }
 }
 
-/** src: w [3, 3, c, f] (as vec4 along f); transformed: U [16, c, f]. */
+/** w [3, 3, c, f] → U [16, c, f]. */
 @compute @workgroup_size(WG)
-fn filter_transform(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let k = flat_index(gid, nwg);
+fn filter_transform_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let k = flat_index(gid, nwg);       // (ci, f4) flattened
   if (k >= p.count) { return; }
-  let ci_f = k;                   // (ci, f4) flattened
-  let tap = 4u * p.c4 * p.f4;     // vec4s per tap of w, and per position ξ of U
-
+  let tap = 4u * p.c4 * p.f4;         // vec4s per tap of w, and per position ξ of U
   var r: array<array<vec4f, 4>, 3>;
   for (var kh = 0u; kh < 3u; kh++) {
-    let row = kh * 3u * tap + ci_f;
-    r[kh] = gt(array<vec4f, 3>(vec4f(src[row]), vec4f(src[row + tap]), vec4f(src[row + 2u * tap])));
+    let row = kh * 3u * tap + k;
+    r[kh] = g_f2(array<vec4f, 3>(vec4f(src[row]), vec4f(src[row + tap]), vec4f(src[row + 2u * tap])));
   }
   for (var b = 0u; b < 4u; b++) {
-    let u = gt(array<vec4f, 3>(r[0][b], r[1][b], r[2][b]));
-    for (var a = 0u; a < 4u; a++) {
-      transformed[(4u * a + b) * tap + ci_f] = vec4<Elem>(u[a]);
-    }
+    let u = g_f2(array<vec4f, 3>(r[0][b], r[1][b], r[2][b]));
+    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * tap + k] = vec4<Elem>(u[a]); }
   }
 }
 
-/** src: M [16, tiles, f]; dst: y [n, oh, ow, f] = act(Aᵀ M A + bias + residual). */
+/** M [16, tiles, f] → y [n, oh, ow, f]. */
 @compute @workgroup_size(WG)
-fn output_transform(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn output_transform_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let k = flat_index(gid, nwg);
   if (k >= p.count) { return; }
   let f4 = k % p.f4;
   let t = k / p.f4;
-  let tw = t % p.tiles_w;
-  let th = (t / p.tiles_w) % p.tiles_h;
-  let n = t / (p.tiles_w * p.tiles_h);
+  let tile = tile_of(t);
   let plane = p.tiles * p.f4;
   let base = t * p.f4 + f4;
-
-  // Rows a of M, each reduced along b by Aᵀ: r[a][j].
   var r: array<array<vec4f, 2>, 4>;
   for (var a = 0u; a < 4u; a++) {
     let row = 4u * a * plane + base;
-    r[a] = at(array<vec4f, 4>(vec4f(src[row]), vec4f(src[row + plane]), vec4f(src[row + 2u * plane]), vec4f(src[row + 3u * plane])));
+    r[a] = at_f2(array<vec4f, 4>(vec4f(src[row]), vec4f(src[row + plane]), vec4f(src[row + 2u * plane]), vec4f(src[row + 3u * plane])));
   }
-  var bias_v = vec4f(0.0);
-  if (HAS_BIAS) { bias_v = vec4f(bias[f4]); }
   for (var j = 0u; j < 2u; j++) {
-    let y = at(array<vec4f, 4>(r[0][j], r[1][j], r[2][j], r[3][j]));
-    let ow = 2u * tw + j;
-    for (var i = 0u; i < 2u; i++) {
-      let oh = 2u * th + i;
-      if (oh < p.oh && ow < p.ow) {
-        let o = ((n * p.oh + oh) * p.ow + ow) * p.f4 + f4;
-        var v = y[i] + bias_v;
-        if (HAS_RESIDUAL) { v += vec4f(residual[o]); }
-        if (ACT == 1u) { v = max(v, vec4f(0.0)); }
-        dst[o] = vec4<Elem>(v);
-      }
-    }
+    let y = at_f2(array<vec4f, 4>(r[0][j], r[1][j], r[2][j], r[3][j]));
+    for (var i = 0u; i < 2u; i++) { store_y(tile.x, 2u * tile.y + i, 2u * tile.z + j, f4, y[i]); }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// F(4×4, 3×3): the same steps on 6×6 tiles
+
+/** x [n, h, w, c] → V [36, tiles, c]. */
+@compute @workgroup_size(WG)
+fn input_transform_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let k = flat_index(gid, nwg);
+  if (k >= p.count) { return; }
+  let c4 = k % p.c4;
+  let t = k / p.c4;
+  let tile = tile_of(t);
+  let ih0 = i32(4u * tile.y) - p.pad_t;
+  let iw0 = i32(4u * tile.z) - p.pad_l;
+  var r: array<array<vec4f, 6>, 6>;
+  for (var i = 0; i < 6; i++) {
+    let ih = ih0 + i;
+    r[i] = bt_f4(array<vec4f, 6>(
+      load_x(tile.x, ih, iw0, c4), load_x(tile.x, ih, iw0 + 1, c4), load_x(tile.x, ih, iw0 + 2, c4),
+      load_x(tile.x, ih, iw0 + 3, c4), load_x(tile.x, ih, iw0 + 4, c4), load_x(tile.x, ih, iw0 + 5, c4)));
+  }
+  let plane = p.tiles * p.c4;
+  let base = t * p.c4 + c4;
+  for (var b = 0u; b < 6u; b++) {
+    let v = bt_f4(array<vec4f, 6>(r[0][b], r[1][b], r[2][b], r[3][b], r[4][b], r[5][b]));
+    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * plane + base] = vec4<Elem>(v[a]); }
+  }
+}
+
+/** w [3, 3, c, f] → U [36, c, f]. */
+@compute @workgroup_size(WG)
+fn filter_transform_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let k = flat_index(gid, nwg);
+  if (k >= p.count) { return; }
+  let tap = 4u * p.c4 * p.f4;
+  var r: array<array<vec4f, 6>, 3>;
+  for (var kh = 0u; kh < 3u; kh++) {
+    let row = kh * 3u * tap + k;
+    r[kh] = g_f4(array<vec4f, 3>(vec4f(src[row]), vec4f(src[row + tap]), vec4f(src[row + 2u * tap])));
+  }
+  for (var b = 0u; b < 6u; b++) {
+    let u = g_f4(array<vec4f, 3>(r[0][b], r[1][b], r[2][b]));
+    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * tap + k] = vec4<Elem>(u[a]); }
+  }
+}
+
+/** M [36, tiles, f] → y [n, oh, ow, f]. */
+@compute @workgroup_size(WG)
+fn output_transform_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let k = flat_index(gid, nwg);
+  if (k >= p.count) { return; }
+  let f4 = k % p.f4;
+  let t = k / p.f4;
+  let tile = tile_of(t);
+  let plane = p.tiles * p.f4;
+  let base = t * p.f4 + f4;
+  var r: array<array<vec4f, 4>, 6>;
+  for (var a = 0u; a < 6u; a++) {
+    let row = 6u * a * plane + base;
+    r[a] = at_f4(array<vec4f, 6>(
+      vec4f(src[row]), vec4f(src[row + plane]), vec4f(src[row + 2u * plane]),
+      vec4f(src[row + 3u * plane]), vec4f(src[row + 4u * plane]), vec4f(src[row + 5u * plane])));
+  }
+  for (var j = 0u; j < 4u; j++) {
+    let y = at_f4(array<vec4f, 6>(r[0][j], r[1][j], r[2][j], r[3][j], r[4][j], r[5][j]));
+    for (var i = 0u; i < 4u; i++) { store_y(tile.x, 4u * tile.y + i, 4u * tile.z + j, f4, y[i]); }
   }
 }

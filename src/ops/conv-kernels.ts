@@ -20,9 +20,10 @@
  *                                             [N·H·W, Cin]·[Cin, Cout] (dX: ·[Cin, Cout]ᵀ), bias and relu
  *                                             fused by `dense`. Forward and dX only: dW goes to v3/v2,
  *                                             whose split-K keeps both cores busy on a small filter.
- *   winograd src/ops/conv-winograd.ts         a 3×3 stride-1 forward pass as Winograd F(2×2, 3×3): 2.25×
- *           shaders/conv2d_winograd.wgsl      fewer multiplies, in a batched matmul between transforms.
- *                                             Channel counts in multiples of 4.
+ *   winograd src/ops/conv-winograd.ts         a 3×3 stride-1 forward pass as Winograd F(4×4, 3×3) or
+ *           shaders/conv2d_winograd.wgsl      F(2×2, 3×3): 4× or 2.25× fewer multiplies, in a batched matmul
+ *                                             between transforms. Channel counts in multiples of 4; chosen
+ *                                             automatically where its cost model says it is cheaper.
  * `convKernelFor` picks the best valid version for a pass; `forceConvVersion` pins one (tests, bench),
  * falling back to the next best where the pinned one cannot run (v3 → v2; matmul → v3 → v2; winograd → the
  * automatic choice among the others).
@@ -106,7 +107,7 @@ export function convKernelFor(g: ConvGeometry, pass: ConvPass): ConvVersion {
   const columns = pass === 'inputGrad' ? g.C : g.F;
   const v3ok = columns % 4 === 0 && subgroupKernelSupported();
   const matmulOk = pass !== 'filterGrad' && isPointwise(g);
-  const winogradOk = pass === 'forward' && winogradApplies(g);
+  const winogradOk = pass === 'forward' && winogradApplies(g, forced === 'winograd');
   const best: ConvVersion = v3ok ? 'v3' : 'v2';
   if (forced === 'v1' || forced === 'v2') return forced;
   if (forced === 'v3') return best;

@@ -31,31 +31,63 @@ import { grid1d, launch, storageBindingLimit, storageOf } from './kernel.js';
 import { batchedMatmulRaw } from './matmul.js';
 import type { ConvActivation, ConvGeometry } from './conv-kernels.js';
 
-/** Invocations per workgroup of the three transforms. */
+/** Invocations per workgroup of the transforms. */
 const WG = 64;
 
-/** Tiles of 2×2 outputs: [tiles along h, tiles along w, all tiles]. */
-function tilesOf(g: ConvGeometry): [number, number, number] {
-  const th = Math.ceil(g.OH / 2);
-  const tw = Math.ceil(g.OW / 2);
+/** The output tile size m of F(m×m, 3×3): 2 or 4. */
+export type WinogradTile = 2 | 4;
+
+/** Positions of the transformed tile, (m + 2)². */
+const positions = (m: WinogradTile) => (m + 2) ** 2;
+
+/** Tiles of m×m outputs: [tiles along h, tiles along w, all tiles]. */
+function tilesOf(g: ConvGeometry, m: WinogradTile): [number, number, number] {
+  const th = Math.ceil(g.OH / m);
+  const tw = Math.ceil(g.OW / m);
   return [th, tw, g.N * th * tw];
 }
 
 /**
- * Whether the forward pass of `g` can run as Winograd F(2×2, 3×3): a 3×3 filter, stride 1, channel counts
- * in multiples of 4 (the transforms move vec4s), and transformed tensors (4× the input and output, at 4
- * bytes) that fit one storage binding.
+ * What each step costs, in units of one multiply-add of the GEMM kernels, per value written: measured on
+ * lavapipe from a ResNet50 forward pass at 224, batch 8 (the bench's per-kernel breakdown: the GEMMs ran at
+ * 0.146 ns per multiply-add, the input transform took 3.0 ns per value of V, the output transform 3.3 ns per
+ * value of M, the filter transform 2.0 ns per value of U). The direct kernel ran its multiply-adds at the
+ * GEMMs' rate.
  */
-export function winogradApplies(g: ConvGeometry): boolean {
-  if (g.KH !== 3 || g.KW !== 3 || g.sh !== 1 || g.sw !== 1 || g.C % 4 !== 0 || g.F % 4 !== 0) return false;
-  const tiles = tilesOf(g)[2];
-  const limit = storageBindingLimit();
-  return tiles > 0 && 16 * tiles * Math.max(g.C, g.F) * 4 <= limit && 16 * g.C * g.F * 4 <= limit;
+const COST = { input: 20, output: 23, filter: 14 };
+
+/** Estimated cost of the forward pass of `g` with tile size m, or directly (m = null), in GEMM multiply-adds. */
+export function winogradCost(g: ConvGeometry, m: WinogradTile | null): number {
+  if (m === null) return 9 * g.N * g.OH * g.OW * g.C * g.F;
+  const n2 = positions(m), tiles = tilesOf(g, m)[2];
+  return n2 * (tiles * g.C * g.F + COST.input * tiles * g.C + COST.output * tiles * g.F + COST.filter * g.C * g.F);
 }
 
-/** The uniform all three transforms read (see Params in the shader). */
-function params(g: ConvGeometry, count: number): Uniforms {
-  const [th, tw, tiles] = tilesOf(g);
+/**
+ * The tile size m of F(m×m, 3×3) with the lowest estimated cost, or null where the direct kernel costs less
+ * or Winograd does not apply. F(4×4) does 2.25 multiplies per output against F(2×2)'s 4, but rounds the
+ * output up to multiples of 4 (on a 2×2 output it computes 4× too many), and both transform the whole
+ * filter on every call, which costs more than it saves when the image is small and the filter large
+ * (ResNet50's last blocks at 64×64). Winograd applies to a 3×3 filter with stride 1, channel counts in
+ * multiples of 4 (the transforms move vec4s), and transformed tensors (at 4 bytes a value) that fit one
+ * storage binding. With `evenIfSlower` (the version pinned), the cheaper tile size wherever it applies.
+ */
+export function winogradTile(g: ConvGeometry, evenIfSlower = false): WinogradTile | null {
+  if (g.KH !== 3 || g.KW !== 3 || g.sh !== 1 || g.sw !== 1 || g.C % 4 !== 0 || g.F % 4 !== 0 || g.N * g.OH * g.OW === 0) return null;
+  const limit = storageBindingLimit();
+  const fits = (m: WinogradTile) => positions(m) * Math.max(tilesOf(g, m)[2] * Math.max(g.C, g.F), g.C * g.F) * 4 <= limit;
+  const best = ([2, 4] as const).filter(fits).sort((a, b) => winogradCost(g, a) - winogradCost(g, b))[0] ?? null;
+  return best !== null && (evenIfSlower || winogradCost(g, best) < winogradCost(g, null)) ? best : null;
+}
+
+/** Whether the forward pass of `g` can run as Winograd (see `winogradTile`), and is cheaper that way unless pinned. */
+export function winogradApplies(g: ConvGeometry, pinned = false): boolean {
+  return winogradTile(g, pinned) !== null;
+}
+
+/** The uniform all the transforms read (see Params in the shader). */
+function params(g: ConvGeometry, m: WinogradTile, count: number): Uniforms {
+  const [th, tw, tiles] = tilesOf(g, m);
   return new Uniforms()
     .u32(g.N).u32(g.H).u32(g.W).u32(g.C / 4)
     .u32(g.OH).u32(g.OW).u32(g.F / 4).u32(th)
@@ -63,54 +95,61 @@ function params(g: ConvGeometry, count: number): Uniforms {
     .u32(count).u32(0).u32(0).u32(0);
 }
 
-/** U [16, C, F] = G w Gᵀ for each (c, f), in w's storage type. */
-export function winogradFilterRaw(w: Tensor, g: ConvGeometry): Tensor {
-  const u = Tensor.empty([16, g.C, g.F], storageOf(w), 'winograd U');
+/** U [(m+2)², C, F] = G w Gᵀ for each (c, f), in w's storage type. */
+export function winogradFilterRaw(w: Tensor, g: ConvGeometry, m: WinogradTile): Tensor {
+  const u = Tensor.empty([positions(m), g.C, g.F], storageOf(w), 'winograd U');
   const count = g.C * (g.F / 4);
   launch('conv2d winograd filter', {
-    shader: 'conv2d_winograd', entry: 'filter_transform', storage: storageOf(w), constants: { WG },
-    uniforms: params(g, count), inputs: [w], outputs: [u], workgroups: grid1d(count, WG),
+    shader: 'conv2d_winograd', entry: `filter_transform_f${m}`, storage: storageOf(w), constants: { WG },
+    uniforms: params(g, m, count), inputs: [w], outputs: [u], workgroups: grid1d(count, WG),
   });
   return u;
 }
 
-/** V [16, tiles, C] = Bᵀ d B for each tile d of x (zero outside x), in x's storage type. */
-export function winogradInputRaw(x: Tensor, g: ConvGeometry): Tensor {
-  const tiles = tilesOf(g)[2];
-  const v = Tensor.empty([16, tiles, g.C], storageOf(x), 'winograd V');
+/** V [(m+2)², tiles, C] = Bᵀ d B for each tile d of x (zero outside x), in x's storage type. */
+export function winogradInputRaw(x: Tensor, g: ConvGeometry, m: WinogradTile): Tensor {
+  const tiles = tilesOf(g, m)[2];
+  const v = Tensor.empty([positions(m), tiles, g.C], storageOf(x), 'winograd V');
   const count = tiles * (g.C / 4);
   launch('conv2d winograd input', {
-    shader: 'conv2d_winograd', entry: 'input_transform', storage: storageOf(x), constants: { WG },
-    uniforms: params(g, count), inputs: [x], outputs: [v], workgroups: grid1d(count, WG),
+    shader: 'conv2d_winograd', entry: `input_transform_f${m}`, storage: storageOf(x), constants: { WG },
+    uniforms: params(g, m, count), inputs: [x], outputs: [v], workgroups: grid1d(count, WG),
   });
   return v;
 }
 
-/** y [N, OH, OW, F] = act(Aᵀ M A + bias + residual) for each tile of M [16, tiles, F]. */
-export function winogradOutputRaw(m: Tensor, g: ConvGeometry, bias: Tensor | null, activation: ConvActivation, residual: Tensor | null): Tensor {
-  const storage = storageOf(m);
+/** y [N, OH, OW, F] = act(Aᵀ M A + bias + residual) for each tile of M [(m+2)², tiles, F]. */
+export function winogradOutputRaw(mt: Tensor, g: ConvGeometry, m: WinogradTile, bias: Tensor | null, activation: ConvActivation, residual: Tensor | null): Tensor {
+  const storage = storageOf(mt);
   const y = Tensor.empty([g.N, g.OH, g.OW, g.F], storage, 'conv2d');
-  const count = tilesOf(g)[2] * (g.F / 4);
+  const count = tilesOf(g, m)[2] * (g.F / 4);
   launch('conv2d winograd output', {
-    shader: 'conv2d_winograd', entry: 'output_transform', storage,
+    shader: 'conv2d_winograd', entry: `output_transform_f${m}`, storage,
     constants: { WG, HAS_BIAS: bias !== null, ACT: activation === 'relu' ? 1 : 0, HAS_RESIDUAL: residual !== null },
-    uniforms: params(g, count),
-    inputs: [m, bias ?? runtime().emptyBuffer, residual ?? runtime().emptyBuffer],   // placeholders when absent
+    uniforms: params(g, m, count),
+    inputs: [mt, bias ?? runtime().emptyBuffer, residual ?? runtime().emptyBuffer],   // placeholders when absent
     outputs: [y],
     workgroups: grid1d(count, WG),
   });
   return y;
 }
 
-/** y = act(conv(x, w) + bias + residual) for a geometry where `winogradApplies`; not recorded. */
-export function conv2dWinogradRaw(x: Tensor, w: Tensor, bias: Tensor | null, activation: ConvActivation, g: ConvGeometry, residual: Tensor | null): Tensor {
-  const u = winogradFilterRaw(w, g);
-  const v = winogradInputRaw(x, g);
-  const m = batchedMatmulRaw(v, u);
+/**
+ * y = act(conv(x, w) + bias + residual) where `winogradTile(g)` is not null, with its tile size or the one
+ * given (the tests run both); not recorded.
+ */
+export function conv2dWinogradRaw(
+  x: Tensor, w: Tensor, bias: Tensor | null, activation: ConvActivation, g: ConvGeometry, residual: Tensor | null, tile: WinogradTile | null = null,
+): Tensor {
+  const m = tile ?? winogradTile(g, true);
+  if (m === null) throw new Error(`conv2d winograd: internal error: called for a convolution it does not apply to (${JSON.stringify(g)}).`);
+  const u = winogradFilterRaw(w, g, m);
+  const v = winogradInputRaw(x, g, m);
+  const mt = batchedMatmulRaw(v, u);
   v.dispose();
   u.dispose();
-  const y = winogradOutputRaw(m, g, bias, activation, residual);
-  m.dispose();
+  const y = winogradOutputRaw(mt, g, m, bias, activation, residual);
+  mt.dispose();
   return y;
 }
 
@@ -118,55 +157,70 @@ export function conv2dWinogradRaw(x: Tensor, w: Tensor, bias: Tensor | null, act
 // Plain-TypeScript references of the three transforms (f64), used by the tests. Together with matmulRef
 // they give the convolution again, which the tests check against conv2dRef.
 
-const BT = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]];
-const G = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]];
-const AT = [[1, 1, 1, 0], [0, 1, -1, -1]];
+/** Bᵀ, G and Aᵀ of F(m, 3) (shaders/conv2d_winograd.wgsl writes them out). */
+const MATRICES: Record<WinogradTile, { BT: number[][]; G: number[][]; AT: number[][] }> = {
+  2: {
+    BT: [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+    G: [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+    AT: [[1, 1, 1, 0], [0, 1, -1, -1]],
+  },
+  4: {
+    BT: [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+    G: [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+    AT: [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+  },
+};
 
 /** L · T · Rᵀ for a small matrix T (rows × cols) and transforms L (a × rows), R (b × cols). */
 function sandwich(L: number[][], T: number[][], R: number[][]): number[][] {
   return L.map((l) => R.map((r) => l.reduce((s, lv, i) => s + lv * r.reduce((t, rv, j) => t + rv * T[i]![j]!, 0), 0)));
 }
 
-/** U [16, C, F] from w [3, 3, C, F]. */
-export function winogradFilterRef(w: ArrayLike<number>, C: number, F: number): Float64Array {
-  const u = new Float64Array(16 * C * F);
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** U [(m+2)², C, F] from w [3, 3, C, F]. */
+export function winogradFilterRef(w: ArrayLike<number>, C: number, F: number, m: WinogradTile): Float64Array {
+  const n = m + 2;
+  const u = new Float64Array(n * n * C * F);
   for (let c = 0; c < C; c++) {
     for (let f = 0; f < F; f++) {
-      const gk = [0, 1, 2].map((kh) => [0, 1, 2].map((kw) => w[((kh * 3 + kw) * C + c) * F + f]!));
-      sandwich(G, gk, G).forEach((row, a) => row.forEach((val, b) => (u[((4 * a + b) * C + c) * F + f] = val)));
+      const gk = range(3).map((kh) => range(3).map((kw) => w[((kh * 3 + kw) * C + c) * F + f]!));
+      sandwich(MATRICES[m].G, gk, MATRICES[m].G).forEach((row, a) => row.forEach((val, b) => (u[((n * a + b) * C + c) * F + f] = val)));
     }
   }
   return u;
 }
 
-/** V [16, tiles, C] from x [N, H, W, C]. */
-export function winogradInputRef(x: ArrayLike<number>, g: ConvGeometry): Float64Array {
-  const [th, tw, tiles] = tilesOf(g);
-  const v = new Float64Array(16 * tiles * g.C);
+/** V [(m+2)², tiles, C] from x [N, H, W, C]. */
+export function winogradInputRef(x: ArrayLike<number>, g: ConvGeometry, m: WinogradTile): Float64Array {
+  const n = m + 2;
+  const [th, tw, tiles] = tilesOf(g, m);
+  const v = new Float64Array(n * n * tiles * g.C);
   for (let t = 0; t < tiles; t++) {
-    const [n, i, j] = [Math.floor(t / (th * tw)), Math.floor(t / tw) % th, t % tw];
+    const [img, i, j] = [Math.floor(t / (th * tw)), Math.floor(t / tw) % th, t % tw];
     for (let c = 0; c < g.C; c++) {
-      const d = [0, 1, 2, 3].map((a) => [0, 1, 2, 3].map((b) => {
-        const [ih, iw] = [2 * i - g.pt + a, 2 * j - g.pl + b];
-        return ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[((n * g.H + ih) * g.W + iw) * g.C + c]! : 0;
+      const d = range(n).map((a) => range(n).map((b) => {
+        const [ih, iw] = [m * i - g.pt + a, m * j - g.pl + b];
+        return ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[((img * g.H + ih) * g.W + iw) * g.C + c]! : 0;
       }));
-      sandwich(BT, d, BT).forEach((row, a) => row.forEach((val, b) => (v[((4 * a + b) * tiles + t) * g.C + c] = val)));
+      sandwich(MATRICES[m].BT, d, MATRICES[m].BT).forEach((row, a) => row.forEach((val, b) => (v[((n * a + b) * tiles + t) * g.C + c] = val)));
     }
   }
   return v;
 }
 
-/** y [N, OH, OW, F] from M [16, tiles, F], before bias and activation. */
-export function winogradOutputRef(m: ArrayLike<number>, g: ConvGeometry): Float64Array {
-  const [th, tw, tiles] = tilesOf(g);
+/** y [N, OH, OW, F] from M [(m+2)², tiles, F], before bias and activation. */
+export function winogradOutputRef(mt: ArrayLike<number>, g: ConvGeometry, m: WinogradTile): Float64Array {
+  const n = m + 2;
+  const [th, tw, tiles] = tilesOf(g, m);
   const y = new Float64Array(g.N * g.OH * g.OW * g.F);
   for (let t = 0; t < tiles; t++) {
-    const [n, i, j] = [Math.floor(t / (th * tw)), Math.floor(t / tw) % th, t % tw];
+    const [img, i, j] = [Math.floor(t / (th * tw)), Math.floor(t / tw) % th, t % tw];
     for (let f = 0; f < g.F; f++) {
-      const mt = [0, 1, 2, 3].map((a) => [0, 1, 2, 3].map((b) => m[((4 * a + b) * tiles + t) * g.F + f]!));
-      sandwich(AT, mt, AT).forEach((row, a) => row.forEach((val, b) => {
-        const [oh, ow] = [2 * i + a, 2 * j + b];
-        if (oh < g.OH && ow < g.OW) y[((n * g.OH + oh) * g.OW + ow) * g.F + f] = val;
+      const block = range(n).map((a) => range(n).map((b) => mt[((n * a + b) * tiles + t) * g.F + f]!));
+      sandwich(MATRICES[m].AT, block, MATRICES[m].AT).forEach((row, a) => row.forEach((val, b) => {
+        const [oh, ow] = [m * i + a, m * j + b];
+        if (oh < g.OH && ow < g.OW) y[((img * g.OH + oh) * g.OW + ow) * g.F + f] = val;
       }));
     }
   }

@@ -71,8 +71,9 @@ const matmulCase: KernelCase = {
 const conv2dCase: KernelCase = {
   id: 'conv2d',
   title: 'conv2d: y = relu?(conv(x, w) + b), NHWC × HWIO',
-  // A 1×1, stride-1, unpadded convolution runs as a dense layer (matmul v3, or v2 where v3 cannot run).
-  shaders: ['conv2d_v1', 'conv2d_v2', 'conv2d_v3', 'matmul_v2', 'matmul_v3'],
+  // A 1×1, stride-1, unpadded convolution runs as a dense layer (matmul v3, or v2 where v3 cannot run); a 3×3
+  // stride-1 one with channels in multiples of 4 as Winograd transforms around a batched matmul.
+  shaders: ['conv2d_v1', 'conv2d_v2', 'conv2d_v3', 'conv2d_winograd', 'matmul_v2', 'matmul_v3'],
   params: [
     { name: 'batch', default: 1, min: 1, max: 64 },
     { name: 'height', default: 28, min: 1, max: 512 },

@@ -16,7 +16,8 @@ import * as ops from '../../src/ops/index.js';
 import { type ConvActivation, type ConvPadding, conv2d, conv2dGeometry, conv2dRef, convKernelFor, forceConvVersion } from '../../src/ops/conv.js';
 import { matmulRef } from '../../src/ops/matmul.js';
 import {
-  winogradApplies, winogradFilterRaw, winogradFilterRef, winogradInputRaw, winogradInputRef, winogradOutputRaw, winogradOutputRef,
+  type WinogradTile, conv2dWinogradRaw, winogradApplies, winogradFilterRaw, winogradFilterRef, winogradInputRaw, winogradInputRef,
+  winogradCost, winogradOutputRaw, winogradOutputRef, winogradTile,
 } from '../../src/ops/conv-winograd.js';
 import { withStorageBindingLimit } from '../../src/ops/kernel.js';
 
@@ -24,6 +25,7 @@ useGpu();
 afterEach(() => forceConvVersion(null));
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+const TILES: WinogradTile[] = [2, 4];
 
 const padArb = fc.oneof(
   fc.constant<ConvPadding>('same'),
@@ -48,45 +50,70 @@ function problemArb(any = false) {
 }
 
 describe('the f64 references', () => {
-  test('filter, input and output transforms around 16 matrix products give the convolution', () => {
-    fc.assert(
-      fc.property(problemArb(true), seedArb, (p, seed) => {
-        const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
-        const g = conv2dGeometry('t', xShape, wShape, { padding: p.padding });
-        const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1);
-        const tiles = g.N * Math.ceil(g.OH / 2) * Math.ceil(g.OW / 2);
-        const m = matmulRef(winogradInputRef(x, g), [16, tiles, g.C], winogradFilterRef(w, g.C, g.F), [16, g.C, g.F]);
-        const y = winogradOutputRef(m.data, g);
-        expectClose(y, conv2dRef(x, xShape, w, wShape, { padding: p.padding }).data, { rtol: 1e-12, atol: 1e-12 }, 'winograd reference');
-      }),
-      { numRuns: 40 },
-    );
-  });
+  for (const m of TILES) {
+    test(`F(${m}×${m}, 3×3): filter, input and output transforms around the matrix products give the convolution`, () => {
+      fc.assert(
+        fc.property(problemArb(true), seedArb, (p, seed) => {
+          const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
+          const g = conv2dGeometry('t', xShape, wShape, { padding: p.padding });
+          const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1);
+          const tiles = g.N * Math.ceil(g.OH / m) * Math.ceil(g.OW / m);
+          const n = (m + 2) ** 2;
+          const mt = matmulRef(winogradInputRef(x, g, m), [n, tiles, g.C], winogradFilterRef(w, g.C, g.F, m), [n, g.C, g.F]);
+          const y = winogradOutputRef(mt.data, g, m);
+          expectClose(y, conv2dRef(x, xShape, w, wShape, { padding: p.padding }).data, { rtol: 1e-10, atol: 1e-10 }, `winograd F(${m}) reference`);
+        }),
+        { numRuns: 30 },
+      );
+    });
+  }
 });
 
 describe('each transform kernel matches its reference', () => {
-  test('filter, input and output transforms', async () => {
-    await fc.assert(
-      fc.asyncProperty(problemArb(), seedArb, async (p, seed) => {
-        const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
-        const g = conv2dGeometry('t', xShape, wShape, { padding: p.padding });
-        const tiles = g.N * Math.ceil(g.OH / 2) * Math.ceil(g.OW / 2);
-        const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1), m = randomData(16 * tiles * g.F, seed + 2);
-        const u = tidy(() => winogradFilterRaw(tensor(w, wShape), g));
-        const v = tidy(() => winogradInputRaw(tensor(x, xShape), g));
-        const y = tidy(() => winogradOutputRaw(tensor(m, [16, tiles, g.F]), g, null, 'none', null));
-        expectClose(await u.data(), winogradFilterRef(w, g.C, g.F), { rtol: 1e-6, atol: 1e-6 }, 'U');
-        expectClose(await v.data(), winogradInputRef(x, g), { rtol: 1e-6, atol: 1e-6 }, 'V');
-        expectClose(await y.data(), winogradOutputRef(m, g), { rtol: 1e-6, atol: 1e-5 }, 'Y');
-        for (const t of [u, v, y]) t.dispose();
-      }),
-      { numRuns: 15 },
-    );
-  });
+  for (const m of TILES) {
+    test(`F(${m}×${m}, 3×3): filter, input and output transforms`, async () => {
+      await fc.assert(
+        fc.asyncProperty(problemArb(), seedArb, async (p, seed) => {
+          const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
+          const g = conv2dGeometry('t', xShape, wShape, { padding: p.padding });
+          const tiles = g.N * Math.ceil(g.OH / m) * Math.ceil(g.OW / m);
+          const n = (m + 2) ** 2;
+          const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1), mt = randomData(n * tiles * g.F, seed + 2);
+          const u = tidy(() => winogradFilterRaw(tensor(w, wShape), g, m));
+          const v = tidy(() => winogradInputRaw(tensor(x, xShape), g, m));
+          const y = tidy(() => winogradOutputRaw(tensor(mt, [n, tiles, g.F]), g, m, null, 'none', null));
+          expectClose(await u.data(), winogradFilterRef(w, g.C, g.F, m), { rtol: 1e-6, atol: 1e-6 }, 'U');
+          expectClose(await v.data(), winogradInputRef(x, g, m), { rtol: 1e-6, atol: 1e-5 }, 'V');
+          expectClose(await y.data(), winogradOutputRef(mt, g, m), { rtol: 1e-6, atol: 1e-4 }, 'Y');
+          for (const t of [u, v, y]) t.dispose();
+        }),
+        { numRuns: 12 },
+      );
+    });
+
+    test(`F(${m}×${m}, 3×3): the whole pass matches conv2dRef with bias, residual and relu`, async () => {
+      await fc.assert(
+        fc.asyncProperty(problemArb(), seedArb, async (p, seed) => {
+          const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
+          const g = conv2dGeometry('t', xShape, wShape, { padding: p.padding });
+          const outShape = [g.N, g.OH, g.OW, g.F];
+          const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1);
+          const b = p.hasBias ? randomData(g.F, seed + 2) : null;
+          const r = p.hasResidual ? randomData(size(outShape), seed + 3) : null;
+          const y = tidy(() => conv2dWinogradRaw(tensor(x, xShape), tensor(w, wShape), b ? tensor(b, [g.F]) : null, p.activation, g, r ? tensor(r, outShape) : null, m));
+          const ref = conv2dRef(x, xShape, w, wShape, { padding: p.padding, activation: p.activation, bias: b, residual: r });
+          expectClose(await y.data(), ref.data, { rtol: 1e-4, atol: 2e-6 * 9 * p.C + 1e-6 }, `winograd F(${m}) ${JSON.stringify(p)}`);
+          y.dispose();
+        }),
+        { numRuns: 15 },
+      );
+    });
+  }
 });
 
 describe('conv2d through Winograd', () => {
-  test('matches conv2dRef with bias, residual and relu, and leaves no tensors behind', async () => {
+  test('conv2d pinned to winograd (automatic tile size) matches conv2dRef with bias, residual and relu, and leaves no tensors behind', async () => {
+    forceConvVersion('winograd');
     await fc.assert(
       fc.asyncProperty(problemArb(), seedArb, async (p, seed) => {
         const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
@@ -113,11 +140,12 @@ describe('conv2d through Winograd', () => {
     for (const [xShape, wShape] of [[[1, 56, 56, 64], [3, 3, 64, 64]], [[2, 7, 7, 512], [3, 3, 512, 512]]]) {
       const x = randomData(size(xShape!), 1), w = randomData(size(wShape!), 2);
       const run = () => tidy(() => conv2d(tensor(x, xShape!), tensor(w, wShape!), { padding: 'same' }));
+      forceConvVersion('winograd');
       const fast = run();
       forceConvVersion('v3');
       const direct = run();
       forceConvVersion(null);
-      expectClose(await fast.data(), await direct.data(), { rtol: 1e-4, atol: 1e-4 }, `winograd vs v3 ${JSON.stringify(wShape)}`);
+      expectClose(await fast.data(), await direct.data(), { rtol: 1e-4, atol: 2e-6 * 9 * wShape![2]! }, `winograd vs v3 ${JSON.stringify(wShape)}`);
       fast.dispose();
       direct.dispose();
     }
@@ -130,6 +158,7 @@ describe('conv2d through Winograd', () => {
         const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1), b = randomData(8, seed + 2);
         const pre = conv2dRef(x, xShape, w, wShape, { padding, bias: b }).data;
         fc.pre(pre.every((z) => Math.abs(z) > 1e-3));
+        forceConvVersion('winograd');
         expect(convKernelFor(conv2dGeometry('t', xShape, wShape, { padding }), 'forward')).toBe('winograd');
         await checkGradients(
           ([xt, wt, bt]) => conv2d(xt!, wt!, { padding, bias: bt!, activation: 'relu' }),
@@ -159,7 +188,7 @@ describe('selection', () => {
   const geo = (x: number[], w: number[], opts = {}) => conv2dGeometry('t', x, w, opts);
 
   test('3×3, stride 1, channels in multiples of 4, forward only', () => {
-    const g = geo([2, 8, 8, 16], [3, 3, 16, 32], { padding: 'same' });
+    const g = geo([8, 28, 28, 64], [3, 3, 64, 64], { padding: 'same' });
     expect(winogradApplies(g)).toBe(true);
     expect(convKernelFor(g, 'forward')).toBe('winograd');
     expect(convKernelFor(g, 'inputGrad')).not.toBe('winograd');
@@ -176,6 +205,22 @@ describe('selection', () => {
     }
   });
 
+  test('the cheaper tile size, or the direct kernel where transforming the filter costs more than Winograd saves', () => {
+    const tileFor = (n: number, hw: number, c: number) => winogradTile(geo([n, hw, hw, c], [3, 3, c, c], { padding: 'same' }));
+    expect(tileFor(8, 56, 64)).toBe(4);    // ResNet50 at 224, batch 8: every 3×3 layer
+    expect(tileFor(8, 14, 256)).toBe(4);
+    expect(tileFor(8, 7, 512)).toBe(4);
+    expect(tileFor(8, 6, 64)).toBe(2);     // F(4×4) would compute 8×8 outputs for 6×6
+    expect(tileFor(8, 2, 512)).toBe(null); // ResNet50 at 64: the 512² filter's transform outweighs 32 pixels
+    expect(tileFor(1, 1, 16)).toBe(null);
+    for (const [n, hw, c] of [[8, 56, 64], [8, 6, 64], [8, 2, 512]] as const) {
+      const g = geo([n, hw, hw, c], [3, 3, c, c], { padding: 'same' });
+      const m = winogradTile(g);
+      const others = ([null, 2, 4] as const).filter((o) => o !== m);
+      for (const o of others) expect(winogradCost(g, m)).toBeLessThanOrEqual(winogradCost(g, o));
+    }
+  });
+
   test('pinning another version runs it instead; transformed tiles over the binding limit fall back', () => {
     const g = geo([2, 8, 8, 16], [3, 3, 16, 32], { padding: 'same' });
     forceConvVersion('v2');
@@ -183,8 +228,8 @@ describe('selection', () => {
     forceConvVersion('winograd');
     expect(convKernelFor(g, 'forward')).toBe('winograd');
     expect(convKernelFor(geo([2, 8, 8, 16], [1, 1, 16, 32]), 'forward')).toBe('matmul');
-    forceConvVersion(null);
-    // V is 16 · 32 tiles · 16 channels · 4 bytes = 32 KiB: over an 8 KiB limit.
+    // Pinned, it runs where the direct kernel would be cheaper, but not where V (16 positions · 32 tiles ·
+    // 16 channels · 4 bytes = 32 KiB for F(2×2)) exceeds an 8 KiB binding limit.
     withStorageBindingLimit(8192, () => expect(convKernelFor(g, 'forward')).not.toBe('winograd'));
   });
 });

@@ -43,7 +43,9 @@ struct Params {
   oh: u32, ow: u32, f4: u32, tiles_h: u32,   // y [n, oh, ow, 4·f4]; tiles_h = ⌈oh / m⌉
   tiles_w: u32, tiles: u32,                  // tiles_w = ⌈ow / m⌉; tiles = n · tiles_h · tiles_w
   pad_t: i32, pad_l: i32,
-  count: u32, _pad0: u32, _pad1: u32, _pad2: u32,   // invocations with work in this dispatch
+  count: u32,                                // invocations with work in this dispatch
+  flip: u32,                                 // filter transforms: 1 reads the taps in reverse (kh → 2 − kh, kw → 2 − kw)
+  _pad0: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -117,6 +119,16 @@ fn tile_of(t: u32) -> vec3u {
   return vec3u(t / (p.tiles_w * p.tiles_h), (t / p.tiles_w) % p.tiles_h, t % p.tiles_w);
 }
 
+/** The 3 taps of filter row kh at (ci, f4) index k, reversed (and the row mirrored) when p.flip is set. */
+fn filter_row(kh: u32, tap: u32, k: u32) -> array<vec4f, 3> {
+  if (p.flip != 0u) {
+    let row = (2u - kh) * 3u * tap + k;
+    return array<vec4f, 3>(vec4f(src[row + 2u * tap]), vec4f(src[row + tap]), vec4f(src[row]));
+  }
+  let row = kh * 3u * tap + k;
+  return array<vec4f, 3>(vec4f(src[row]), vec4f(src[row + tap]), vec4f(src[row + 2u * tap]));
+}
+
 /** x[n, ih, iw, 4·c4 ..], zero outside x. */
 fn load_x(n: u32, ih: i32, iw: i32, c4: u32) -> vec4f {
   let inside = ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w);
@@ -170,8 +182,7 @@ fn filter_transform_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
   let tap = 4u * p.c4 * p.f4;         // vec4s per tap of w, and per position ξ of U
   var r: array<array<vec4f, 4>, 3>;
   for (var kh = 0u; kh < 3u; kh++) {
-    let row = kh * 3u * tap + k;
-    r[kh] = g_f2(array<vec4f, 3>(vec4f(src[row]), vec4f(src[row + tap]), vec4f(src[row + 2u * tap])));
+    r[kh] = g_f2(filter_row(kh, tap, k));
   }
   for (var b = 0u; b < 4u; b++) {
     let u = g_f2(array<vec4f, 3>(r[0][b], r[1][b], r[2][b]));
@@ -236,8 +247,7 @@ fn filter_transform_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
   let tap = 4u * p.c4 * p.f4;
   var r: array<array<vec4f, 6>, 3>;
   for (var kh = 0u; kh < 3u; kh++) {
-    let row = kh * 3u * tap + k;
-    r[kh] = g_f4(array<vec4f, 3>(vec4f(src[row]), vec4f(src[row + tap]), vec4f(src[row + 2u * tap])));
+    r[kh] = g_f4(filter_row(kh, tap, k));
   }
   for (var b = 0u; b < 6u; b++) {
     let u = g_f4(array<vec4f, 3>(r[0][b], r[1][b], r[2][b]));

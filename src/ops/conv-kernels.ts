@@ -20,10 +20,11 @@
  *                                             [N·H·W, Cin]·[Cin, Cout] (dX: ·[Cin, Cout]ᵀ), bias and relu
  *                                             fused by `dense`. Forward and dX only: dW goes to v3/v2,
  *                                             whose split-K keeps both cores busy on a small filter.
- *   winograd src/ops/conv-winograd.ts         a 3×3 stride-1 forward pass as Winograd F(4×4, 3×3) or
- *           shaders/conv2d_winograd.wgsl      F(2×2, 3×3): 4× or 2.25× fewer multiplies, in a batched matmul
- *                                             between transforms. Channel counts in multiples of 4; chosen
- *                                             automatically where its cost model says it is cheaper.
+ *   winograd src/ops/conv-winograd.ts         a 3×3 stride-1 forward pass or dX (a convolution with the
+ *           shaders/conv2d_winograd.wgsl      filter turned) as Winograd F(4×4, 3×3) or F(2×2, 3×3): 4× or
+ *                                             2.25× fewer multiplies, in a batched matmul between transforms.
+ *                                             Channel counts in multiples of 4; chosen automatically where
+ *                                             its cost model says it is cheaper.
  * `convKernelFor` picks the best valid version for a pass; `forceConvVersion` pins one (tests, bench),
  * falling back to the next best where the pinned one cannot run (v3 → v2; matmul → v3 → v2; winograd → the
  * automatic choice among the others).
@@ -42,7 +43,7 @@ import { dense, matmul, subgroupKernelSupported } from './matmul.js';
 import { addResidualRaw } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
 import { transposeRaw } from './shape.js';
-import { conv2dWinogradRaw, winogradApplies } from './conv-winograd.js';
+import { conv2dWinogradInputGradRaw, conv2dWinogradRaw, inputGradGeometry, winogradApplies } from './conv-winograd.js';
 
 export type ConvVersion = 'v1' | 'v2' | 'v3' | 'matmul' | 'winograd';
 export const CONV_VERSIONS: readonly ConvVersion[] = ['v1', 'v2', 'v3', 'matmul', 'winograd'];
@@ -102,12 +103,19 @@ export function isPointwise(g: ConvGeometry): boolean {
   return g.KH === 1 && g.KW === 1 && g.sh === 1 && g.sw === 1 && g.pt + g.pb + g.pl + g.pr === 0;
 }
 
+/** Whether `pass` can run as Winograd (dX as the forward pass of its own geometry), and is cheaper so unless pinned. */
+function winogradFor(g: ConvGeometry, pass: ConvPass, pinned: boolean): boolean {
+  if (pass === 'forward') return winogradApplies(g, pinned);
+  const gd = pass === 'inputGrad' ? inputGradGeometry(g) : null;
+  return gd !== null && winogradApplies(gd, pinned);
+}
+
 /** The version that `pass` runs with: the forced one if valid, else the best valid one. */
 export function convKernelFor(g: ConvGeometry, pass: ConvPass): ConvVersion {
   const columns = pass === 'inputGrad' ? g.C : g.F;
   const v3ok = columns % 4 === 0 && subgroupKernelSupported();
   const matmulOk = pass !== 'filterGrad' && isPointwise(g);
-  const winogradOk = pass === 'forward' && winogradApplies(g, forced === 'winograd');
+  const winogradOk = winogradFor(g, pass, forced === 'winograd');
   const best: ConvVersion = v3ok ? 'v3' : 'v2';
   if (forced === 'v1' || forced === 'v2') return forced;
   if (forced === 'v3') return best;
@@ -261,13 +269,14 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeometry): Tens
   if (version === 'matmul') {
     return withViews([dy, w], [[g.N * g.OH * g.OW, g.F], [g.C, g.F]], ([dym, wm]) => matmul(dym!, wm!, { transposeB: true }), shape);
   }
+  if (version === 'winograd') return conv2dWinogradInputGradRaw(dy, w, g);
   const dx = Tensor.empty(shape, 'f32', 'conv2d dX');
   if (dx.size === 0) return dx;
   if (version === 'v1') {
     naive('inputGrad', g, [dy, w], dx, 'none', false);
     return dx;
   }
-  // Here version is v2 or v3 (matmul returned above; winograd is a forward version only).
+  // Here version is v2 or v3 (matmul and winograd returned above).
   const gv = version === 'v3' ? 'v3' : 'v2';
   // v3 reads w [KH, KW, C, F] as the transposed filter it needs (F % 4 == 0); otherwise w is transposed once.
   const readTransposed = gv === 'v3' && g.F % 4 === 0;
@@ -302,7 +311,7 @@ export function conv2dFilterGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Ten
     if (dw.size > 0) naive('filterGrad', g, [x, dy], dw, 'none', false);
     return dw;
   }
-  // v3, else v2 (the matmul version has no dW of its own; winograd is a forward version only).
+  // v3, else v2 (the matmul version has no dW of its own; nor does winograd).
   const v = version === 'v3' ? 'v3' : 'v2';
   const rowsPer = v === 'v3' ? 8 : 4;
   const wg = workgroupShape(v, Math.ceil(g.F / 4));

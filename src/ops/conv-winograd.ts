@@ -86,22 +86,25 @@ export function winogradApplies(g: ConvGeometry, pinned = false): boolean {
 }
 
 /** The uniform all the transforms read (see Params in the shader). */
-function params(g: ConvGeometry, m: WinogradTile, count: number): Uniforms {
+function params(g: ConvGeometry, m: WinogradTile, count: number, flip = false): Uniforms {
   const [th, tw, tiles] = tilesOf(g, m);
   return new Uniforms()
     .u32(g.N).u32(g.H).u32(g.W).u32(g.C / 4)
     .u32(g.OH).u32(g.OW).u32(g.F / 4).u32(th)
     .u32(tw).u32(tiles).i32(g.pt).i32(g.pl)
-    .u32(count).u32(0).u32(0).u32(0);
+    .u32(count).u32(flip ? 1 : 0).u32(0).u32(0);
 }
 
-/** U [(m+2)², C, F] = G w Gᵀ for each (c, f), in w's storage type. */
-export function winogradFilterRaw(w: Tensor, g: ConvGeometry, m: WinogradTile): Tensor {
+/**
+ * U [(m+2)², C, F] = G w Gᵀ for each (c, f) of w [3, 3, C, F] (C and F from g), in w's storage type; with
+ * `flip`, of the filter turned by 180° (w[2 − kh, 2 − kw]), which dX convolves with.
+ */
+export function winogradFilterRaw(w: Tensor, g: ConvGeometry, m: WinogradTile, flip = false): Tensor {
   const u = Tensor.empty([positions(m), g.C, g.F], storageOf(w), 'winograd U');
   const count = g.C * (g.F / 4);
   launch('conv2d winograd filter', {
     shader: 'conv2d_winograd', entry: `filter_transform_f${m}`, storage: storageOf(w), constants: { WG },
-    uniforms: params(g, m, count), inputs: [w], outputs: [u], workgroups: grid1d(count, WG),
+    uniforms: params(g, m, count, flip), inputs: [w], outputs: [u], workgroups: grid1d(count, WG),
   });
   return u;
 }
@@ -151,6 +154,38 @@ export function conv2dWinogradRaw(
   const y = winogradOutputRaw(mt, g, m, bias, activation, residual);
   mt.dispose();
   return y;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// dX: for stride 1 the input gradient is itself a 3×3 convolution,
+//   dX[ih, iw, c] = Σ_{kh, kw, f} dY[ih + pt − kh, iw + pl − kw, f] · w[kh, kw, c, f]
+//                 = Σ_{k'h, k'w, f} dY[ih − (2 − pt) + k'h, …, f] · w[2 − k'h, 2 − k'w, c, f],
+// the correlation of dY with the filter turned by 180° and its channel dims swapped, with padding 2 − pt
+// before and 2 − pb after (and likewise along w): exactly the forward pass above, with the turned filter's
+// transform read transposed by the GEMM (U[ξ] is [C, F]; dX needs [F, C]: matmul v3's `main_bt`).
+
+/** The geometry of dX as a forward convolution of dY [N, OH, OW, F] with [3, 3, F, C], or null where it is not one (stride 2, padding over 2). */
+export function inputGradGeometry(g: ConvGeometry): ConvGeometry | null {
+  if (g.KH !== 3 || g.KW !== 3 || g.sh !== 1 || g.sw !== 1 || Math.max(g.pt, g.pb, g.pl, g.pr) > 2) return null;
+  return {
+    N: g.N, H: g.OH, W: g.OW, C: g.F, KH: 3, KW: 3, F: g.C, OH: g.H, OW: g.W, sh: 1, sw: 1,
+    pt: 2 - g.pt, pb: 2 - g.pb, pl: 2 - g.pl, pr: 2 - g.pr,
+  };
+}
+
+/** dX [N, H, W, C] of a convolution where `inputGradGeometry(g)` has a Winograd tile; not recorded. */
+export function conv2dWinogradInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeometry, tile: WinogradTile | null = null): Tensor {
+  const gd = inputGradGeometry(g);
+  const m = gd && (tile ?? winogradTile(gd, true));
+  if (!gd || m === null) throw new Error(`conv2d winograd dX: internal error: called for a convolution it does not apply to (${JSON.stringify(g)}).`);
+  const u = winogradFilterRaw(w, g, m, true);
+  const v = winogradInputRaw(dy, gd, m);
+  const mt = batchedMatmulRaw(v, u, true);
+  v.dispose();
+  u.dispose();
+  const dx = winogradOutputRaw(mt, gd, m, null, 'none', null);
+  mt.dispose();
+  return dx;
 }
 
 // ---------------------------------------------------------------------------------------------------------

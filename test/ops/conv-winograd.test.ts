@@ -13,10 +13,12 @@ import { tensor } from '../../src/tensor/create.js';
 import { tidy } from '../../src/tensor/scope.js';
 import { liveTensorCount } from '../../src/tensor/tensor.js';
 import * as ops from '../../src/ops/index.js';
-import { type ConvActivation, type ConvPadding, conv2d, conv2dGeometry, conv2dRef, convKernelFor, forceConvVersion } from '../../src/ops/conv.js';
+import {
+  type ConvActivation, type ConvPadding, conv2d, conv2dBackwardRef, conv2dGeometry, conv2dInputGradRaw, conv2dRef, convKernelFor, forceConvVersion,
+} from '../../src/ops/conv.js';
 import { matmulRef } from '../../src/ops/matmul.js';
 import {
-  type WinogradTile, conv2dWinogradRaw, winogradApplies, winogradFilterRaw, winogradFilterRef, winogradInputRaw, winogradInputRef,
+  type WinogradTile, conv2dWinogradRaw, inputGradGeometry, winogradApplies, winogradFilterRaw, winogradFilterRef, winogradInputRaw, winogradInputRef,
   winogradCost, winogradOutputRaw, winogradOutputRef, winogradTile,
 } from '../../src/ops/conv-winograd.js';
 import { withStorageBindingLimit } from '../../src/ops/kernel.js';
@@ -170,6 +172,24 @@ describe('conv2d through Winograd', () => {
     );
   });
 
+  test('dX through Winograd (a forward pass with the filter turned, read transposed) matches the analytic reference', async () => {
+    forceConvVersion('winograd');
+    await fc.assert(
+      fc.asyncProperty(problemArb(), seedArb, async (p, seed) => {
+        const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
+        const g = conv2dGeometry('t', xShape, wShape, { padding: p.padding });
+        expect(convKernelFor(g, 'inputGrad')).toBe(inputGradGeometry(g) ? 'winograd' : convKernelFor(g, 'filterGrad'));
+        const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1);
+        const gy = randomData(g.N * g.OH * g.OW * g.F, seed + 2);
+        const dx = tidy(() => conv2dInputGradRaw(tensor(gy, [g.N, g.OH, g.OW, g.F]), tensor(w, wShape), g));
+        const ref = conv2dBackwardRef(x, xShape, w, wShape, gy, { padding: p.padding });
+        expectClose(await dx.data(), ref.dx, { rtol: 1e-4, atol: 2e-6 * 9 * p.F + 1e-6 }, `winograd dX ${JSON.stringify(p)}`);
+        dx.dispose();
+      }),
+      { numRuns: 20 },
+    );
+  });
+
   test('f16 storage runs the direct kernel (one rounding at the output), not Winograd', async () => {
     const xShape = [1, 6, 6, 8], wShape = [3, 3, 8, 8];
     const x = randomData(size(xShape), 3), w = randomData(size(wShape), 4);
@@ -187,12 +207,14 @@ describe('conv2d through Winograd', () => {
 describe('selection', () => {
   const geo = (x: number[], w: number[], opts = {}) => conv2dGeometry('t', x, w, opts);
 
-  test('3×3, stride 1, channels in multiples of 4, forward only', () => {
+  test('3×3, stride 1, channels in multiples of 4: forward and dX', () => {
     const g = geo([8, 28, 28, 64], [3, 3, 64, 64], { padding: 'same' });
     expect(winogradApplies(g)).toBe(true);
     expect(convKernelFor(g, 'forward')).toBe('winograd');
-    expect(convKernelFor(g, 'inputGrad')).not.toBe('winograd');
+    expect(convKernelFor(g, 'inputGrad')).toBe('winograd');
     expect(convKernelFor(g, 'filterGrad')).not.toBe('winograd');
+    // Explicit padding over 2 on a side: dX is no longer a padded convolution.
+    expect(convKernelFor(geo([8, 28, 28, 64], [3, 3, 64, 64], { padding: [[3, 0], [1, 1]] }), 'inputGrad')).not.toBe('winograd');
     for (const other of [
       geo([2, 8, 8, 16], [3, 3, 16, 32], { strides: 2, padding: 'same' }),
       geo([2, 8, 8, 3], [3, 3, 3, 32], { padding: 'same' }),

@@ -277,3 +277,120 @@ fn output_transform_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
     for (var i = 0u; i < 4u; i++) { store_y(tile.x, 4u * tile.y + i, 4u * tile.z + j, f4, y[i]); }
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// dW: the adjoints of the output and filter transforms. From y = Aᵀ M A and M[ξ] = V[ξ] · U[ξ]:
+//   dM = A dY Aᵀ (per tile),   dU[ξ] = V[ξ]ᵀ · dM[ξ] (a batched matmul over tiles),   dW = Gᵀ dU G.
+
+/** A (= (Aᵀ)ᵀ) applied to m values: the adjoint of at_fm. */
+fn a_f2(y: array<vec4f, 2>) -> array<vec4f, 4> {
+  return array<vec4f, 4>(y[0], y[0] + y[1], y[0] - y[1], -y[1]);
+}
+
+fn a_f4(y: array<vec4f, 4>) -> array<vec4f, 6> {
+  let even = y[0] + 4.0 * y[2];
+  let odd = 2.0 * y[1] + 8.0 * y[3];
+  return array<vec4f, 6>(y[0], y[0] + y[1] + y[2] + y[3], y[0] - y[1] + y[2] - y[3], even + odd, even - odd, y[3]);
+}
+
+/** Gᵀ applied to m + 2 values: the adjoint of g_fm. */
+fn gt_f2(u: array<vec4f, 4>) -> array<vec4f, 3> {
+  let s = 0.5 * (u[1] + u[2]);
+  return array<vec4f, 3>(u[0] + s, 0.5 * (u[1] - u[2]), s + u[3]);
+}
+
+fn gt_f4(u: array<vec4f, 6>) -> array<vec4f, 3> {
+  let s12 = (u[1] + u[2]) / 6.0;
+  let d12 = (u[2] - u[1]) / 6.0;
+  let s34 = u[3] + u[4];
+  let d34 = u[3] - u[4];
+  return array<vec4f, 3>(0.25 * u[0] - s12 + s34 / 24.0, d12 + d34 / 12.0, -s12 + s34 / 6.0 + u[5]);
+}
+
+/** dY[n, oh, ow, 4·f4 ..], zero past the output (the outputs a tile computes and drops). */
+fn load_dy(n: u32, oh: u32, ow: u32, f4: u32) -> vec4f {
+  let inside = oh < p.oh && ow < p.ow;
+  let i = select(0u, ((n * p.oh + oh) * p.ow + ow) * p.f4 + f4, inside);
+  return select(vec4f(0.0), vec4f(src[i]), inside);
+}
+
+/** dY [n, oh, ow, f] → dM [16, tiles, f]. */
+@compute @workgroup_size(WG)
+fn output_adjoint_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let k = flat_index(gid, nwg);
+  if (k >= p.count) { return; }
+  let f4 = k % p.f4;
+  let t = k / p.f4;
+  let tile = tile_of(t);
+  let oh0 = 2u * tile.y;
+  let ow0 = 2u * tile.z;
+  var r: array<array<vec4f, 4>, 2>;
+  for (var i = 0u; i < 2u; i++) {
+    r[i] = a_f2(array<vec4f, 2>(load_dy(tile.x, oh0 + i, ow0, f4), load_dy(tile.x, oh0 + i, ow0 + 1u, f4)));
+  }
+  let plane = p.tiles * p.f4;
+  let base = t * p.f4 + f4;
+  for (var b = 0u; b < 4u; b++) {
+    let v = a_f2(array<vec4f, 2>(r[0][b], r[1][b]));
+    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * plane + base] = vec4<Elem>(v[a]); }
+  }
+}
+
+/** dU [16, c, f] → dW [3, 3, c, f]. */
+@compute @workgroup_size(WG)
+fn filter_adjoint_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let k = flat_index(gid, nwg);
+  if (k >= p.count) { return; }
+  let tap = 4u * p.c4 * p.f4;
+  var r: array<array<vec4f, 3>, 4>;
+  for (var a = 0u; a < 4u; a++) {
+    let row = 4u * a * tap + k;
+    r[a] = gt_f2(array<vec4f, 4>(vec4f(src[row]), vec4f(src[row + tap]), vec4f(src[row + 2u * tap]), vec4f(src[row + 3u * tap])));
+  }
+  for (var kw = 0u; kw < 3u; kw++) {
+    let col = gt_f2(array<vec4f, 4>(r[0][kw], r[1][kw], r[2][kw], r[3][kw]));
+    for (var kh = 0u; kh < 3u; kh++) { transformed[(3u * kh + kw) * tap + k] = vec4<Elem>(col[kh]); }
+  }
+}
+
+/** dY [n, oh, ow, f] → dM [36, tiles, f]. */
+@compute @workgroup_size(WG)
+fn output_adjoint_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let k = flat_index(gid, nwg);
+  if (k >= p.count) { return; }
+  let f4 = k % p.f4;
+  let t = k / p.f4;
+  let tile = tile_of(t);
+  let oh0 = 4u * tile.y;
+  let ow0 = 4u * tile.z;
+  var r: array<array<vec4f, 6>, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    let oh = oh0 + i;
+    r[i] = a_f4(array<vec4f, 4>(load_dy(tile.x, oh, ow0, f4), load_dy(tile.x, oh, ow0 + 1u, f4), load_dy(tile.x, oh, ow0 + 2u, f4), load_dy(tile.x, oh, ow0 + 3u, f4)));
+  }
+  let plane = p.tiles * p.f4;
+  let base = t * p.f4 + f4;
+  for (var b = 0u; b < 6u; b++) {
+    let v = a_f4(array<vec4f, 4>(r[0][b], r[1][b], r[2][b], r[3][b]));
+    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * plane + base] = vec4<Elem>(v[a]); }
+  }
+}
+
+/** dU [36, c, f] → dW [3, 3, c, f]. */
+@compute @workgroup_size(WG)
+fn filter_adjoint_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let k = flat_index(gid, nwg);
+  if (k >= p.count) { return; }
+  let tap = 4u * p.c4 * p.f4;
+  var r: array<array<vec4f, 3>, 6>;
+  for (var a = 0u; a < 6u; a++) {
+    let row = 6u * a * tap + k;
+    r[a] = gt_f4(array<vec4f, 6>(
+      vec4f(src[row]), vec4f(src[row + tap]), vec4f(src[row + 2u * tap]),
+      vec4f(src[row + 3u * tap]), vec4f(src[row + 4u * tap]), vec4f(src[row + 5u * tap])));
+  }
+  for (var kw = 0u; kw < 3u; kw++) {
+    let col = gt_f4(array<vec4f, 6>(r[0][kw], r[1][kw], r[2][kw], r[3][kw], r[4][kw], r[5][kw]));
+    for (var kh = 0u; kh < 3u; kh++) { transformed[(3u * kh + kw) * tap + k] = vec4<Elem>(col[kh]); }
+  }
+}

@@ -20,9 +20,10 @@
  *                                             [N·H·W, Cin]·[Cin, Cout] (dX: ·[Cin, Cout]ᵀ), bias and relu
  *                                             fused by `dense`. Forward and dX only: dW goes to v3/v2,
  *                                             whose split-K keeps both cores busy on a small filter.
- *   winograd src/ops/conv-winograd.ts         a 3×3 stride-1 forward pass or dX (a convolution with the
- *           shaders/conv2d_winograd.wgsl      filter turned) as Winograd F(4×4, 3×3) or F(2×2, 3×3): 4× or
- *                                             2.25× fewer multiplies, in a batched matmul between transforms.
+ *   winograd src/ops/conv-winograd.ts         all three passes of a 3×3 stride-1 convolution (dX as a
+ *           shaders/conv2d_winograd.wgsl      convolution with the filter turned, dW as the forward pass's
+ *                                             adjoint) by Winograd F(4×4, 3×3) or F(2×2, 3×3): 4× or 2.25×
+ *                                             fewer multiplies, in a batched matmul between transforms.
  *                                             Channel counts in multiples of 4; chosen automatically where
  *                                             its cost model says it is cheaper.
  * `convKernelFor` picks the best valid version for a pass; `forceConvVersion` pins one (tests, bench),
@@ -43,7 +44,7 @@ import { dense, matmul, subgroupKernelSupported } from './matmul.js';
 import { addResidualRaw } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
 import { transposeRaw } from './shape.js';
-import { conv2dWinogradInputGradRaw, conv2dWinogradRaw, inputGradGeometry, winogradApplies } from './conv-winograd.js';
+import { conv2dWinogradFilterGradRaw, conv2dWinogradInputGradRaw, conv2dWinogradRaw, inputGradGeometry, winogradApplies } from './conv-winograd.js';
 
 export type ConvVersion = 'v1' | 'v2' | 'v3' | 'matmul' | 'winograd';
 export const CONV_VERSIONS: readonly ConvVersion[] = ['v1', 'v2', 'v3', 'matmul', 'winograd'];
@@ -103,10 +104,13 @@ export function isPointwise(g: ConvGeometry): boolean {
   return g.KH === 1 && g.KW === 1 && g.sh === 1 && g.sw === 1 && g.pt + g.pb + g.pl + g.pr === 0;
 }
 
-/** Whether `pass` can run as Winograd (dX as the forward pass of its own geometry), and is cheaper so unless pinned. */
+/**
+ * Whether `pass` can run as Winograd, and is cheaper so unless pinned: the forward pass and dW (its
+ * adjoint) by the forward geometry's cost, dX as the forward pass of its own geometry.
+ */
 function winogradFor(g: ConvGeometry, pass: ConvPass, pinned: boolean): boolean {
-  if (pass === 'forward') return winogradApplies(g, pinned);
-  const gd = pass === 'inputGrad' ? inputGradGeometry(g) : null;
+  if (pass !== 'inputGrad') return winogradApplies(g, pinned);
+  const gd = inputGradGeometry(g);
   return gd !== null && winogradApplies(gd, pinned);
 }
 
@@ -304,6 +308,7 @@ const FILTER_GRAD_MAX_PARTIAL_BYTES = 64 * 2 ** 20;
 export function conv2dFilterGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
   const version = convKernelFor(g, 'filterGrad');
   const shape = [g.KH, g.KW, g.C, g.F];
+  if (version === 'winograd') return conv2dWinogradFilterGradRaw(x, dy, g);
   const rows = g.KH * g.KW * g.C;
   const pixels = g.N * g.OH * g.OW;
   if (version === 'v1' || rows * g.F === 0 || pixels === 0) {
@@ -311,7 +316,7 @@ export function conv2dFilterGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Ten
     if (dw.size > 0) naive('filterGrad', g, [x, dy], dw, 'none', false);
     return dw;
   }
-  // v3, else v2 (the matmul version has no dW of its own; nor does winograd).
+  // v3, else v2 (the matmul version has no dW of its own).
   const v = version === 'v3' ? 'v3' : 'v2';
   const rowsPer = v === 'v3' ? 8 : 4;
   const wg = workgroupShape(v, Math.ceil(g.F / 4));

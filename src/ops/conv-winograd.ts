@@ -180,12 +180,54 @@ export function conv2dWinogradInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeometr
   if (!gd || m === null) throw new Error(`conv2d winograd dX: internal error: called for a convolution it does not apply to (${JSON.stringify(g)}).`);
   const u = winogradFilterRaw(w, g, m, true);
   const v = winogradInputRaw(dy, gd, m);
-  const mt = batchedMatmulRaw(v, u, true);
+  const mt = batchedMatmulRaw(v, u, { transposeB: true });
   v.dispose();
   u.dispose();
   const dx = winogradOutputRaw(mt, gd, m, null, 'none', null);
   mt.dispose();
   return dx;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// dW: the adjoint of the forward pass. From y = Aᵀ M A per tile and M[ξ] = V[ξ] · U[ξ] with U = G w Gᵀ:
+//   dM = A dY Aᵀ,   dU[ξ] = V[ξ]ᵀ · dM[ξ]  (summed over the tiles: the GEMM's long dimension),   dW = Gᵀ dU G.
+// V is the forward pass's input transform, recomputed from x.
+
+/** dM [(m+2)², tiles, F] = A dY Aᵀ for each tile of dY [N, OH, OW, F] (zero past the output). */
+export function winogradOutputAdjointRaw(dy: Tensor, g: ConvGeometry, m: WinogradTile): Tensor {
+  const tiles = tilesOf(g, m)[2];
+  const dm = Tensor.empty([positions(m), tiles, g.F], storageOf(dy), 'winograd dM');
+  const count = tiles * (g.F / 4);
+  launch('conv2d winograd dW output adjoint', {
+    shader: 'conv2d_winograd', entry: `output_adjoint_f${m}`, storage: storageOf(dy), constants: { WG },
+    uniforms: params(g, m, count), inputs: [dy], outputs: [dm], workgroups: grid1d(count, WG),
+  });
+  return dm;
+}
+
+/** dW [3, 3, C, F] = Gᵀ dU G for each (c, f) of dU [(m+2)², C, F]. */
+export function winogradFilterAdjointRaw(du: Tensor, g: ConvGeometry, m: WinogradTile): Tensor {
+  const dw = Tensor.empty([3, 3, g.C, g.F], storageOf(du), 'conv2d dW');
+  const count = g.C * (g.F / 4);
+  launch('conv2d winograd dW filter adjoint', {
+    shader: 'conv2d_winograd', entry: `filter_adjoint_f${m}`, storage: storageOf(du), constants: { WG },
+    uniforms: params(g, m, count), inputs: [du], outputs: [dw], workgroups: grid1d(count, WG),
+  });
+  return dw;
+}
+
+/** dW [3, 3, C, F] of a convolution where `winogradTile(g)` applies; not recorded. */
+export function conv2dWinogradFilterGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry, tile: WinogradTile | null = null): Tensor {
+  const m = tile ?? winogradTile(g, true);
+  if (m === null) throw new Error(`conv2d winograd dW: internal error: called for a convolution it does not apply to (${JSON.stringify(g)}).`);
+  const v = winogradInputRaw(x, g, m);
+  const dm = winogradOutputAdjointRaw(dy, g, m);
+  const du = batchedMatmulRaw(v, dm, { transposeA: true });
+  v.dispose();
+  dm.dispose();
+  const dw = winogradFilterAdjointRaw(du, g, m);
+  du.dispose();
+  return dw;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -260,4 +302,41 @@ export function winogradOutputRef(mt: ArrayLike<number>, g: ConvGeometry, m: Win
     }
   }
   return y;
+}
+
+/** dM [(m+2)², tiles, F] from dY [N, OH, OW, F]: A dY Aᵀ per tile. */
+export function winogradOutputAdjointRef(dy: ArrayLike<number>, g: ConvGeometry, m: WinogradTile): Float64Array {
+  const n = m + 2;
+  const [th, tw, tiles] = tilesOf(g, m);
+  const A = transpose(MATRICES[m].AT);
+  const dm = new Float64Array(n * n * tiles * g.F);
+  for (let t = 0; t < tiles; t++) {
+    const [img, i, j] = [Math.floor(t / (th * tw)), Math.floor(t / tw) % th, t % tw];
+    for (let f = 0; f < g.F; f++) {
+      const block = range(m).map((a) => range(m).map((b) => {
+        const [oh, ow] = [m * i + a, m * j + b];
+        return oh < g.OH && ow < g.OW ? dy[((img * g.OH + oh) * g.OW + ow) * g.F + f]! : 0;
+      }));
+      sandwich(A, block, A).forEach((row, a) => row.forEach((val, b) => (dm[((n * a + b) * tiles + t) * g.F + f] = val)));
+    }
+  }
+  return dm;
+}
+
+/** dW [3, 3, C, F] from dU [(m+2)², C, F]: Gᵀ dU G per (c, f). */
+export function winogradFilterAdjointRef(du: ArrayLike<number>, C: number, F: number, m: WinogradTile): Float64Array {
+  const n = m + 2;
+  const GT = transpose(MATRICES[m].G);
+  const dw = new Float64Array(9 * C * F);
+  for (let c = 0; c < C; c++) {
+    for (let f = 0; f < F; f++) {
+      const block = range(n).map((a) => range(n).map((b) => du[((n * a + b) * C + c) * F + f]!));
+      sandwich(GT, block, GT).forEach((row, kh) => row.forEach((val, kw) => (dw[((kh * 3 + kw) * C + c) * F + f] = val)));
+    }
+  }
+  return dw;
+}
+
+function transpose(M: number[][]): number[][] {
+  return M[0]!.map((_, j) => M.map((row) => row[j]!));
 }

@@ -320,12 +320,13 @@ export function dense(x: Tensor, w: Tensor, bias: Tensor | null = null, activati
 }
 
 /**
- * a [batch, M, K] · b [batch, K, N] (b [batch, N, K] read transposed with `transposeB`) → [batch, M, N] in
- * a's storage type (f32 or f16), not recorded: the kernel path of `matmul` for ops that run a GEMM inside
- * their own passes (Winograd convolution).
+ * op(a) · op(b) for batched operands, as `matmul` takes them → [batch, M, N] in a's storage type (f32 or
+ * f16), not recorded: the kernel path of `matmul` for ops that run GEMMs inside their own passes (Winograd
+ * convolution).
  */
-export function batchedMatmulRaw(a: Tensor, b: Tensor, transposeB = false): Tensor {
-  return matmulRaw('batched matmul', a, b, matmulProblem('batched matmul', a.shape, b.shape, false, transposeB), null, 'none');
+export function batchedMatmulRaw(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  const pr = matmulProblem('batched matmul', a.shape, b.shape, options.transposeA ?? false, options.transposeB ?? false);
+  return matmulRaw('batched matmul', a, b, pr, null, 'none');
 }
 
 // ---------------------------------------------------------------------------------------------------------

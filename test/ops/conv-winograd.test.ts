@@ -18,8 +18,8 @@ import {
 } from '../../src/ops/conv.js';
 import { matmulRef } from '../../src/ops/matmul.js';
 import {
-  type WinogradTile, conv2dWinogradRaw, inputGradGeometry, winogradApplies, winogradFilterRaw, winogradFilterRef, winogradInputRaw, winogradInputRef,
-  winogradCost, winogradOutputRaw, winogradOutputRef, winogradTile,
+  type WinogradTile, conv2dWinogradFilterGradRaw, conv2dWinogradRaw, inputGradGeometry, winogradApplies, winogradFilterRaw, winogradFilterRef, winogradInputRaw, winogradInputRef,
+  winogradCost, winogradFilterAdjointRef, winogradOutputAdjointRef, winogradOutputRaw, winogradOutputRef, winogradTile,
 } from '../../src/ops/conv-winograd.js';
 import { withStorageBindingLimit } from '../../src/ops/kernel.js';
 
@@ -66,6 +66,27 @@ describe('the f64 references', () => {
           expectClose(y, conv2dRef(x, xShape, w, wShape, { padding: p.padding }).data, { rtol: 1e-10, atol: 1e-10 }, `winograd F(${m}) reference`);
         }),
         { numRuns: 30 },
+      );
+    });
+  }
+});
+
+describe('the f64 references of dW', () => {
+  for (const m of TILES) {
+    test(`F(${m}×${m}, 3×3): the adjoint transforms around Vᵀ · dM give the filter gradient`, () => {
+      fc.assert(
+        fc.property(problemArb(true), seedArb, (p, seed) => {
+          const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
+          const g = conv2dGeometry('t', xShape, wShape, { padding: p.padding });
+          const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1);
+          const gy = randomData(g.N * g.OH * g.OW * g.F, seed + 2);
+          const tiles = g.N * Math.ceil(g.OH / m) * Math.ceil(g.OW / m);
+          const n = (m + 2) ** 2;
+          const du = matmulRef(winogradInputRef(x, g, m), [n, tiles, g.C], winogradOutputAdjointRef(gy, g, m), [n, tiles, g.F], { transposeA: true });
+          const dw = winogradFilterAdjointRef(du.data, g.C, g.F, m);
+          expectClose(dw, conv2dBackwardRef(x, xShape, w, wShape, gy, { padding: p.padding }).dw, { rtol: 1e-10, atol: 1e-10 }, `winograd F(${m}) dW reference`);
+        }),
+        { numRuns: 25 },
       );
     });
   }
@@ -178,13 +199,29 @@ describe('conv2d through Winograd', () => {
       fc.asyncProperty(problemArb(), seedArb, async (p, seed) => {
         const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
         const g = conv2dGeometry('t', xShape, wShape, { padding: p.padding });
-        expect(convKernelFor(g, 'inputGrad')).toBe(inputGradGeometry(g) ? 'winograd' : convKernelFor(g, 'filterGrad'));
+        if (inputGradGeometry(g)) expect(convKernelFor(g, 'inputGrad')).toBe('winograd');
         const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1);
         const gy = randomData(g.N * g.OH * g.OW * g.F, seed + 2);
         const dx = tidy(() => conv2dInputGradRaw(tensor(gy, [g.N, g.OH, g.OW, g.F]), tensor(w, wShape), g));
         const ref = conv2dBackwardRef(x, xShape, w, wShape, gy, { padding: p.padding });
         expectClose(await dx.data(), ref.dx, { rtol: 1e-4, atol: 2e-6 * 9 * p.F + 1e-6 }, `winograd dX ${JSON.stringify(p)}`);
         dx.dispose();
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  test('dW through Winograd (the adjoint transforms around V transposed times dM) matches the analytic reference', async () => {
+    await fc.assert(
+      fc.asyncProperty(problemArb(), fc.constantFrom<WinogradTile>(2, 4), seedArb, async (p, m, seed) => {
+        const xShape = [p.N, p.H, p.W, p.C], wShape = [3, 3, p.C, p.F];
+        const g = conv2dGeometry('t', xShape, wShape, { padding: p.padding });
+        const x = randomData(size(xShape), seed), w = randomData(size(wShape), seed + 1);
+        const gy = randomData(g.N * g.OH * g.OW * g.F, seed + 2);
+        const dw = tidy(() => conv2dWinogradFilterGradRaw(tensor(x, xShape), tensor(gy, [g.N, g.OH, g.OW, g.F]), g, m));
+        const ref = conv2dBackwardRef(x, xShape, w, wShape, gy, { padding: p.padding });
+        expectClose(await dw.data(), ref.dw, { rtol: 1e-4, atol: 2e-6 * g.N * g.OH * g.OW + 1e-5 }, `winograd F(${m}) dW ${JSON.stringify(p)}`);
+        dw.dispose();
       }),
       { numRuns: 20 },
     );
@@ -207,12 +244,12 @@ describe('conv2d through Winograd', () => {
 describe('selection', () => {
   const geo = (x: number[], w: number[], opts = {}) => conv2dGeometry('t', x, w, opts);
 
-  test('3×3, stride 1, channels in multiples of 4: forward and dX', () => {
+  test('3×3, stride 1, channels in multiples of 4: all three passes', () => {
     const g = geo([8, 28, 28, 64], [3, 3, 64, 64], { padding: 'same' });
     expect(winogradApplies(g)).toBe(true);
     expect(convKernelFor(g, 'forward')).toBe('winograd');
     expect(convKernelFor(g, 'inputGrad')).toBe('winograd');
-    expect(convKernelFor(g, 'filterGrad')).not.toBe('winograd');
+    expect(convKernelFor(g, 'filterGrad')).toBe('winograd');
     // Explicit padding over 2 on a side: dX is no longer a padded convolution.
     expect(convKernelFor(geo([8, 28, 28, 64], [3, 3, 64, 64], { padding: [[3, 0], [1, 1]] }), 'inputGrad')).not.toBe('winograd');
     for (const other of [

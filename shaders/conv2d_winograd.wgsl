@@ -29,9 +29,9 @@
 //                                                                        with bias, residual, relu fused
 // Tile t = (n, th, tw) covers outputs (m·th .. m·th + m − 1, m·tw .. m·tw + m − 1) and reads the inputs
 // from (m·th − pad_t, m·tw − pad_l), zero outside x (the padding). Outputs past OH or OW are computed and
-// dropped. Every array is read and written as vec4 along channels: C % 4 == 0 and F % 4 == 0. Storage is
-// f32 or f16 (Elem, declared by the pipeline cache); the arithmetic is f32. ξ = (m+2)·a + b, with a along
-// the height and b along the width.
+// dropped. Every array is read and written as vec4 along channels: C % 4 == 0 and F % 4 == 0. x, w and y
+// are f32 or f16 (Elem, declared by the pipeline cache); the transformed tiles and the arithmetic are f32.
+// ξ = (m+2)·a + b, with a along the height and b along the width.
 
 override WG: u32 = 64u;
 override HAS_BIAS: bool = false;
@@ -48,11 +48,14 @@ struct Params {
   _pad0: u32, _pad1: u32,
 }
 
+// The transformed tensors U, V, M (and dM, dU) are always f32, whatever the storage type of x, w and y: with
+// f16 storage the values are rounded once, when y is stored, as in the direct kernels.
 @group(0) @binding(0) var<uniform> p: Params;
+// filter and input transforms, output adjoint: x, w or dY in, transformed tiles out
 @group(0) @binding(1) var<storage, read> src: array<vec4<Elem>>;
-// filter and input transforms:
-@group(0) @binding(2) var<storage, read_write> transformed: array<vec4<Elem>>;
-// output transforms:
+@group(0) @binding(2) var<storage, read_write> transformed: array<vec4f>;
+// output transforms and filter adjoint: transformed tiles (M or dU) in
+@group(0) @binding(1) var<storage, read> tiles_in: array<vec4f>;
 @group(0) @binding(2) var<storage, read> bias: array<vec4<Elem>>;
 @group(0) @binding(3) var<storage, read> residual: array<vec4<Elem>>;   // shaped as y
 @group(0) @binding(4) var<storage, read_write> dst: array<vec4<Elem>>;
@@ -170,7 +173,7 @@ fn input_transform_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wo
   let base = t * p.c4 + c4;
   for (var b = 0u; b < 4u; b++) {
     let v = bt_f2(array<vec4f, 4>(r[0][b], r[1][b], r[2][b], r[3][b]));
-    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * plane + base] = vec4<Elem>(v[a]); }
+    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * plane + base] = v[a]; }
   }
 }
 
@@ -186,7 +189,7 @@ fn filter_transform_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
   }
   for (var b = 0u; b < 4u; b++) {
     let u = g_f2(array<vec4f, 3>(r[0][b], r[1][b], r[2][b]));
-    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * tap + k] = vec4<Elem>(u[a]); }
+    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * tap + k] = u[a]; }
   }
 }
 
@@ -203,7 +206,7 @@ fn output_transform_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
   var r: array<array<vec4f, 2>, 4>;
   for (var a = 0u; a < 4u; a++) {
     let row = 4u * a * plane + base;
-    r[a] = at_f2(array<vec4f, 4>(vec4f(src[row]), vec4f(src[row + plane]), vec4f(src[row + 2u * plane]), vec4f(src[row + 3u * plane])));
+    r[a] = at_f2(array<vec4f, 4>(tiles_in[row], tiles_in[row + plane], tiles_in[row + 2u * plane], tiles_in[row + 3u * plane]));
   }
   for (var j = 0u; j < 2u; j++) {
     let y = at_f2(array<vec4f, 4>(r[0][j], r[1][j], r[2][j], r[3][j]));
@@ -235,7 +238,7 @@ fn input_transform_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wo
   let base = t * p.c4 + c4;
   for (var b = 0u; b < 6u; b++) {
     let v = bt_f4(array<vec4f, 6>(r[0][b], r[1][b], r[2][b], r[3][b], r[4][b], r[5][b]));
-    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * plane + base] = vec4<Elem>(v[a]); }
+    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * plane + base] = v[a]; }
   }
 }
 
@@ -251,7 +254,7 @@ fn filter_transform_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
   }
   for (var b = 0u; b < 6u; b++) {
     let u = g_f4(array<vec4f, 3>(r[0][b], r[1][b], r[2][b]));
-    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * tap + k] = vec4<Elem>(u[a]); }
+    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * tap + k] = u[a]; }
   }
 }
 
@@ -269,8 +272,8 @@ fn output_transform_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
   for (var a = 0u; a < 6u; a++) {
     let row = 6u * a * plane + base;
     r[a] = at_f4(array<vec4f, 6>(
-      vec4f(src[row]), vec4f(src[row + plane]), vec4f(src[row + 2u * plane]),
-      vec4f(src[row + 3u * plane]), vec4f(src[row + 4u * plane]), vec4f(src[row + 5u * plane])));
+      tiles_in[row], tiles_in[row + plane], tiles_in[row + 2u * plane],
+      tiles_in[row + 3u * plane], tiles_in[row + 4u * plane], tiles_in[row + 5u * plane]));
   }
   for (var j = 0u; j < 4u; j++) {
     let y = at_f4(array<vec4f, 6>(r[0][j], r[1][j], r[2][j], r[3][j], r[4][j], r[5][j]));
@@ -332,7 +335,7 @@ fn output_adjoint_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   let base = t * p.f4 + f4;
   for (var b = 0u; b < 4u; b++) {
     let v = a_f2(array<vec4f, 2>(r[0][b], r[1][b]));
-    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * plane + base] = vec4<Elem>(v[a]); }
+    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * plane + base] = v[a]; }
   }
 }
 
@@ -345,11 +348,11 @@ fn filter_adjoint_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   var r: array<array<vec4f, 3>, 4>;
   for (var a = 0u; a < 4u; a++) {
     let row = 4u * a * tap + k;
-    r[a] = gt_f2(array<vec4f, 4>(vec4f(src[row]), vec4f(src[row + tap]), vec4f(src[row + 2u * tap]), vec4f(src[row + 3u * tap])));
+    r[a] = gt_f2(array<vec4f, 4>(tiles_in[row], tiles_in[row + tap], tiles_in[row + 2u * tap], tiles_in[row + 3u * tap]));
   }
   for (var kw = 0u; kw < 3u; kw++) {
     let col = gt_f2(array<vec4f, 4>(r[0][kw], r[1][kw], r[2][kw], r[3][kw]));
-    for (var kh = 0u; kh < 3u; kh++) { transformed[(3u * kh + kw) * tap + k] = vec4<Elem>(col[kh]); }
+    for (var kh = 0u; kh < 3u; kh++) { transformed[(3u * kh + kw) * tap + k] = col[kh]; }
   }
 }
 
@@ -372,7 +375,7 @@ fn output_adjoint_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   let base = t * p.f4 + f4;
   for (var b = 0u; b < 6u; b++) {
     let v = a_f4(array<vec4f, 4>(r[0][b], r[1][b], r[2][b], r[3][b]));
-    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * plane + base] = vec4<Elem>(v[a]); }
+    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * plane + base] = v[a]; }
   }
 }
 
@@ -386,11 +389,11 @@ fn filter_adjoint_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   for (var a = 0u; a < 6u; a++) {
     let row = 6u * a * tap + k;
     r[a] = gt_f4(array<vec4f, 6>(
-      vec4f(src[row]), vec4f(src[row + tap]), vec4f(src[row + 2u * tap]),
-      vec4f(src[row + 3u * tap]), vec4f(src[row + 4u * tap]), vec4f(src[row + 5u * tap])));
+      tiles_in[row], tiles_in[row + tap], tiles_in[row + 2u * tap],
+      tiles_in[row + 3u * tap], tiles_in[row + 4u * tap], tiles_in[row + 5u * tap]));
   }
   for (var kw = 0u; kw < 3u; kw++) {
     let col = gt_f4(array<vec4f, 6>(r[0][kw], r[1][kw], r[2][kw], r[3][kw], r[4][kw], r[5][kw]));
-    for (var kh = 0u; kh < 3u; kh++) { transformed[(3u * kh + kw) * tap + k] = vec4<Elem>(col[kh]); }
+    for (var kh = 0u; kh < 3u; kh++) { transformed[(3u * kh + kw) * tap + k] = col[kh]; }
   }
 }

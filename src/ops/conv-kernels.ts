@@ -237,10 +237,7 @@ function gather(
  * epilogue; v1 and v2 add it (and apply the activation) as separate passes.
  */
 export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, activation: ConvActivation, g: ConvGeometry, residual: Tensor | null = null): Tensor {
-  let version = convKernelFor(g, 'forward');
-  // With f16 storage Winograd would round its transformed tiles to f16 between its steps; the direct kernel
-  // rounds once, at the output (the f16 contract of src/gpu/pipeline-cache.ts).
-  if (version === 'winograd' && storageOf(x) === 'f16') version = 'v3';
+  const version = convKernelFor(g, 'forward');
   const shape = [g.N, g.OH, g.OW, g.F];
   if (version === 'matmul') {
     const rows = g.N * g.H * g.W;

@@ -96,34 +96,35 @@ function params(g: ConvGeometry, m: WinogradTile, count: number, flip = false): 
 }
 
 /**
- * U [(m+2)², C, F] = G w Gᵀ for each (c, f) of w [3, 3, C, F] (C and F from g), in w's storage type; with
+ * U [(m+2)², C, F] = G w Gᵀ for each (c, f) of w [3, 3, C, F] (C and F from g), in f32; with
  * `flip`, of the filter turned by 180° (w[2 − kh, 2 − kw]), which dX convolves with.
  */
 export function winogradFilterRaw(w: Tensor, g: ConvGeometry, m: WinogradTile, flip = false): Tensor {
-  const u = Tensor.empty([positions(m), g.C, g.F], storageOf(w), 'winograd U');
+  const u = Tensor.empty([positions(m), g.C, g.F], 'f32', 'winograd U');
   const count = g.C * (g.F / 4);
   launch('conv2d winograd filter', {
     shader: 'conv2d_winograd', entry: `filter_transform_f${m}`, storage: storageOf(w), constants: { WG },
-    uniforms: params(g, m, count, flip), inputs: [w], outputs: [u], workgroups: grid1d(count, WG),
+    uniforms: params(g, m, count, flip), inputs: [w], outputs: [u], alwaysF32: [u], workgroups: grid1d(count, WG),
   });
   return u;
 }
 
-/** V [(m+2)², tiles, C] = Bᵀ d B for each tile d of x (zero outside x), in x's storage type. */
+/** V [(m+2)², tiles, C] = Bᵀ d B for each tile d of x (zero outside x), in f32. */
 export function winogradInputRaw(x: Tensor, g: ConvGeometry, m: WinogradTile): Tensor {
   const tiles = tilesOf(g, m)[2];
-  const v = Tensor.empty([positions(m), tiles, g.C], storageOf(x), 'winograd V');
+  const v = Tensor.empty([positions(m), tiles, g.C], 'f32', 'winograd V');
   const count = tiles * (g.C / 4);
   launch('conv2d winograd input', {
     shader: 'conv2d_winograd', entry: `input_transform_f${m}`, storage: storageOf(x), constants: { WG },
-    uniforms: params(g, m, count), inputs: [x], outputs: [v], workgroups: grid1d(count, WG),
+    uniforms: params(g, m, count), inputs: [x], outputs: [v], alwaysF32: [v], workgroups: grid1d(count, WG),
   });
   return v;
 }
 
-/** y [N, OH, OW, F] = act(Aᵀ M A + bias + residual) for each tile of M [(m+2)², tiles, F]. */
-export function winogradOutputRaw(mt: Tensor, g: ConvGeometry, m: WinogradTile, bias: Tensor | null, activation: ConvActivation, residual: Tensor | null): Tensor {
-  const storage = storageOf(mt);
+/** y [N, OH, OW, F] = act(Aᵀ M A + bias + residual) for each tile of M [(m+2)², tiles, F], stored as `storage`. */
+export function winogradOutputRaw(
+  mt: Tensor, g: ConvGeometry, m: WinogradTile, bias: Tensor | null, activation: ConvActivation, residual: Tensor | null, storage: 'f32' | 'f16' = 'f32',
+): Tensor {
   const y = Tensor.empty([g.N, g.OH, g.OW, g.F], storage, 'conv2d');
   const count = tilesOf(g, m)[2] * (g.F / 4);
   launch('conv2d winograd output', {
@@ -132,6 +133,7 @@ export function winogradOutputRaw(mt: Tensor, g: ConvGeometry, m: WinogradTile, 
     uniforms: params(g, m, count),
     inputs: [mt, bias ?? runtime().emptyBuffer, residual ?? runtime().emptyBuffer],   // placeholders when absent
     outputs: [y],
+    alwaysF32: [mt],
     workgroups: grid1d(count, WG),
   });
   return y;
@@ -151,7 +153,7 @@ export function conv2dWinogradRaw(
   const mt = batchedMatmulRaw(v, u);
   v.dispose();
   u.dispose();
-  const y = winogradOutputRaw(mt, g, m, bias, activation, residual);
+  const y = winogradOutputRaw(mt, g, m, bias, activation, residual, storageOf(x));
   mt.dispose();
   return y;
 }
@@ -196,22 +198,22 @@ export function conv2dWinogradInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeometr
 /** dM [(m+2)², tiles, F] = A dY Aᵀ for each tile of dY [N, OH, OW, F] (zero past the output). */
 export function winogradOutputAdjointRaw(dy: Tensor, g: ConvGeometry, m: WinogradTile): Tensor {
   const tiles = tilesOf(g, m)[2];
-  const dm = Tensor.empty([positions(m), tiles, g.F], storageOf(dy), 'winograd dM');
+  const dm = Tensor.empty([positions(m), tiles, g.F], 'f32', 'winograd dM');
   const count = tiles * (g.F / 4);
   launch('conv2d winograd dW output adjoint', {
     shader: 'conv2d_winograd', entry: `output_adjoint_f${m}`, storage: storageOf(dy), constants: { WG },
-    uniforms: params(g, m, count), inputs: [dy], outputs: [dm], workgroups: grid1d(count, WG),
+    uniforms: params(g, m, count), inputs: [dy], outputs: [dm], alwaysF32: [dm], workgroups: grid1d(count, WG),
   });
   return dm;
 }
 
 /** dW [3, 3, C, F] = Gᵀ dU G for each (c, f) of dU [(m+2)², C, F]. */
 export function winogradFilterAdjointRaw(du: Tensor, g: ConvGeometry, m: WinogradTile): Tensor {
-  const dw = Tensor.empty([3, 3, g.C, g.F], storageOf(du), 'conv2d dW');
+  const dw = Tensor.empty([3, 3, g.C, g.F], 'f32', 'conv2d dW');
   const count = g.C * (g.F / 4);
   launch('conv2d winograd dW filter adjoint', {
-    shader: 'conv2d_winograd', entry: `filter_adjoint_f${m}`, storage: storageOf(du), constants: { WG },
-    uniforms: params(g, m, count), inputs: [du], outputs: [dw], workgroups: grid1d(count, WG),
+    shader: 'conv2d_winograd', entry: `filter_adjoint_f${m}`, storage: 'f32', constants: { WG },
+    uniforms: params(g, m, count), inputs: [du], outputs: [dw], alwaysF32: [du, dw], workgroups: grid1d(count, WG),
   });
   return dw;
 }

@@ -29,6 +29,8 @@ export interface Launch {
   constants?: Constants;
   /** The storage type of a kernel written with `Elem` (src/gpu/pipeline-cache.ts); every float tensor bound must have it. */
   storage?: StorageType;
+  /** Tensors that the kernel declares f32 whatever its storage type (Winograd's transformed tiles): exempt from that check. */
+  alwaysF32?: Tensor[];
   uniforms?: Uniforms;
   /** Read-only inputs, then outputs, bound at @binding(1), @binding(2), … in that order. */
   inputs: Array<Tensor | GPUBuffer>;
@@ -175,7 +177,8 @@ function checkStorage(op: string, storage: StorageType | undefined, bound: Array
 }
 
 export function launch(op: string, l: Launch): void {
-  checkStorage(op, l.storage, [...l.inputs, ...l.outputs]);
+  for (const t of l.alwaysF32 ?? []) expectDType(op, t, 'f32');
+  checkStorage(op, l.storage, [...l.inputs, ...l.outputs].filter((t) => !(l.alwaysF32 ?? []).includes(t as Tensor)));
   runtime().dispatch({
     shader: l.shader,
     entry: l.entry,

@@ -13,6 +13,7 @@ import { tensor } from '../../src/tensor/create.js';
 import { tidy } from '../../src/tensor/scope.js';
 import { liveTensorCount } from '../../src/tensor/tensor.js';
 import * as ops from '../../src/ops/index.js';
+import { roundToF16Ref } from '../../src/ops/cast.js';
 import {
   type ConvActivation, type ConvPadding, conv2d, conv2dBackwardRef, conv2dGeometry, conv2dInputGradRaw, conv2dRef, convKernelFor, forceConvVersion,
 } from '../../src/ops/conv.js';
@@ -227,17 +228,18 @@ describe('conv2d through Winograd', () => {
     );
   });
 
-  test('f16 storage runs the direct kernel (one rounding at the output), not Winograd', async () => {
-    const xShape = [1, 6, 6, 8], wShape = [3, 3, 8, 8];
-    const x = randomData(size(xShape), 3), w = randomData(size(wShape), 4);
-    const y = tidy(() => ops.cast(conv2d(ops.cast(tensor(x, xShape), 'f16'), ops.cast(tensor(w, wShape), 'f16'), { padding: 'same' }), 'f32'));
-    const direct = tidy(() => {
-      forceConvVersion('v3');
-      return ops.cast(conv2d(ops.cast(tensor(x, xShape), 'f16'), ops.cast(tensor(w, wShape), 'f16'), { padding: 'same' }), 'f32');
-    });
-    expect(Array.from(await y.data())).toEqual(Array.from(await direct.data()));
-    y.dispose();
-    direct.dispose();
+  test('f16 storage: x, w and y in f16, the transformed tiles in f32, y rounded once (within an f16 ulp of the reference)', async () => {
+    forceConvVersion('winograd');
+    for (const [xShape, wShape] of [[[2, 9, 7, 8], [3, 3, 8, 12]], [[1, 12, 12, 16], [3, 3, 16, 8]]]) {
+      const half = (n: number, seed: number) => Float32Array.from(roundToF16Ref(randomData(n, seed)));
+      const x = half(size(xShape!), 3), w = half(size(wShape!), 4);
+      const g = conv2dGeometry('t', xShape!, wShape!, { padding: 'same' });
+      expect(convKernelFor(g, 'forward')).toBe('winograd');
+      const y = tidy(() => ops.cast(conv2d(ops.cast(tensor(x, xShape!), 'f16'), ops.cast(tensor(w, wShape!), 'f16'), { padding: 'same', activation: 'relu' }), 'f32'));
+      const ref = conv2dRef(x, xShape!, w, wShape!, { padding: 'same', activation: 'relu' });
+      expectClose(await y.data(), roundToF16Ref(ref.data), { rtol: 2 ** -10, atol: 2 ** -14 }, `winograd f16 ${JSON.stringify(wShape)}`);
+      y.dispose();
+    }
   });
 });
 

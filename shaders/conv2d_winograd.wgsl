@@ -27,7 +27,7 @@
 //   input_transform_fm    x [N, H, W, C]        → V [(m+2)², tiles, C]   one (tile, 4 channels) each
 //   output_transform_fm   M [(m+2)², tiles, F]  → y [N, OH, OW, F]       one (tile, 4 filters) each,
 //                                                                        with bias, residual, relu fused
-// Tile t = (n, th, tw) covers outputs (m·th .. m·th + m − 1, m·tw .. m·tw + m − 1) and reads the inputs
+// Tile t = (n, th, tw) of the images first_image, first_image + 1, … covers outputs (m·th .. m·th + m − 1, m·tw .. m·tw + m − 1) and reads the inputs
 // from (m·th − pad_t, m·tw − pad_l), zero outside x (the padding). Outputs past OH or OW are computed and
 // dropped. Every array is read and written as vec4 along channels: C % 4 == 0 and F % 4 == 0. x, w and y
 // are f32 or f16 (Elem, declared by the pipeline cache); the transformed tiles and the arithmetic are f32.
@@ -45,7 +45,8 @@ struct Params {
   pad_t: i32, pad_l: i32,
   count: u32,                                // invocations with work in this dispatch
   flip: u32,                                 // filter transforms: 1 reads the taps in reverse (kh → 2 − kh, kw → 2 − kw)
-  _pad0: u32, _pad1: u32,
+  first_image: u32,                          // the image of x and y that tile row 0 belongs to (a chunk of the batch)
+  _pad0: u32,
 }
 
 // The transformed tensors U, V, M (and dM, dU) are always f32, whatever the storage type of x, w and y: with
@@ -135,14 +136,14 @@ fn filter_row(kh: u32, tap: u32, k: u32) -> array<vec4f, 3> {
 /** x[n, ih, iw, 4·c4 ..], zero outside x. */
 fn load_x(n: u32, ih: i32, iw: i32, c4: u32) -> vec4f {
   let inside = ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w);
-  let i = select(0u, ((n * p.h + u32(ih)) * p.w + u32(iw)) * p.c4 + c4, inside);
+  let i = select(0u, (((p.first_image + n) * p.h + u32(ih)) * p.w + u32(iw)) * p.c4 + c4, inside);
   return select(vec4f(0.0), vec4f(src[i]), inside);
 }
 
 /** y[n, oh, ow, 4·f4 ..] = act(v + bias + residual), where (oh, ow) lies inside y. */
 fn store_y(n: u32, oh: u32, ow: u32, f4: u32, v: vec4f) {
   if (oh >= p.oh || ow >= p.ow) { return; }
-  let o = ((n * p.oh + oh) * p.ow + ow) * p.f4 + f4;
+  let o = (((p.first_image + n) * p.oh + oh) * p.ow + ow) * p.f4 + f4;
   var r = v;
   if (HAS_BIAS) { r += vec4f(bias[f4]); }
   if (HAS_RESIDUAL) { r += vec4f(residual[o]); }
@@ -313,7 +314,7 @@ fn gt_f4(u: array<vec4f, 6>) -> array<vec4f, 3> {
 /** dY[n, oh, ow, 4·f4 ..], zero past the output (the outputs a tile computes and drops). */
 fn load_dy(n: u32, oh: u32, ow: u32, f4: u32) -> vec4f {
   let inside = oh < p.oh && ow < p.ow;
-  let i = select(0u, ((n * p.oh + oh) * p.ow + ow) * p.f4 + f4, inside);
+  let i = select(0u, (((p.first_image + n) * p.oh + oh) * p.ow + ow) * p.f4 + f4, inside);
   return select(vec4f(0.0), vec4f(src[i]), inside);
 }
 

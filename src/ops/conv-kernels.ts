@@ -109,7 +109,7 @@ export function isPointwise(g: ConvGeometry): boolean {
  * adjoint) by the forward geometry's cost, dX as the forward pass of its own geometry.
  */
 function winogradFor(g: ConvGeometry, pass: ConvPass, pinned: boolean): boolean {
-  if (pass !== 'inputGrad') return winogradApplies(g, pinned);
+  if (pass !== 'inputGrad') return winogradApplies(g, pinned, pass === 'filterGrad');
   const gd = inputGradGeometry(g);
   return gd !== null && winogradApplies(gd, pinned);
 }

@@ -72,27 +72,48 @@ export function winogradCost(g: ConvGeometry, m: WinogradTile | null): number {
  * multiples of 4 (the transforms move vec4s), and transformed tensors (at 4 bytes a value) that fit one
  * storage binding. With `evenIfSlower` (the version pinned), the cheaper tile size wherever it applies.
  */
-export function winogradTile(g: ConvGeometry, evenIfSlower = false): WinogradTile | null {
+export function winogradTile(g: ConvGeometry, evenIfSlower = false, wholeBatch = false): WinogradTile | null {
   if (g.KH !== 3 || g.KW !== 3 || g.sh !== 1 || g.sw !== 1 || g.C % 4 !== 0 || g.F % 4 !== 0 || g.N * g.OH * g.OW === 0) return null;
-  const limit = storageBindingLimit();
-  const fits = (m: WinogradTile) => positions(m) * Math.max(tilesOf(g, m)[2] * Math.max(g.C, g.F), g.C * g.F) * 4 <= limit;
+  const fits = (m: WinogradTile) =>
+    imagesPerChunk(g, m) >= (wholeBatch ? g.N : 1) && positions(m) * g.C * g.F * 4 <= storageBindingLimit();
   const best = ([2, 4] as const).filter(fits).sort((a, b) => winogradCost(g, a) - winogradCost(g, b))[0] ?? null;
   return best !== null && (evenIfSlower || winogradCost(g, best) < winogradCost(g, null)) ? best : null;
 }
 
-/** Whether the forward pass of `g` can run as Winograd (see `winogradTile`), and is cheaper that way unless pinned. */
-export function winogradApplies(g: ConvGeometry, pinned = false): boolean {
-  return winogradTile(g, pinned) !== null;
+/**
+ * How many images the transformed tiles V and M of one pass may hold (at 4 bytes a value) and still fit one
+ * storage binding: larger batches run the transforms and the GEMM chunk by chunk (VGG16's first block at
+ * 224, batch 8, needs 2 chunks of 4 images within lavapipe's 128 MiB).
+ */
+function imagesPerChunk(g: ConvGeometry, m: WinogradTile): number {
+  const [th, tw] = tilesOf(g, m);
+  return Math.floor(storageBindingLimit() / (positions(m) * th * tw * Math.max(g.C, g.F) * 4));
 }
 
-/** The uniform all the transforms read (see Params in the shader). */
-function params(g: ConvGeometry, m: WinogradTile, count: number, flip = false): Uniforms {
+/** The batch as chunks of at most `imagesPerChunk` images: [first image, the geometry of the chunk]. */
+function chunks(g: ConvGeometry, m: WinogradTile): Array<[number, ConvGeometry]> {
+  const per = imagesPerChunk(g, m);
+  const out: Array<[number, ConvGeometry]> = [];
+  for (let n0 = 0; n0 < g.N; n0 += per) out.push([n0, { ...g, N: Math.min(per, g.N - n0) }]);
+  return out;
+}
+
+/**
+ * Whether the forward pass of `g` can run as Winograd (see `winogradTile`), and is cheaper that way unless
+ * pinned; `wholeBatch` for dW, which sums over the whole batch in one GEMM.
+ */
+export function winogradApplies(g: ConvGeometry, pinned = false, wholeBatch = false): boolean {
+  return winogradTile(g, pinned, wholeBatch) !== null;
+}
+
+/** The uniform all the transforms read (see Params in the shader); g.N images from `firstImage` on. */
+function params(g: ConvGeometry, m: WinogradTile, count: number, flip = false, firstImage = 0): Uniforms {
   const [th, tw, tiles] = tilesOf(g, m);
   return new Uniforms()
     .u32(g.N).u32(g.H).u32(g.W).u32(g.C / 4)
     .u32(g.OH).u32(g.OW).u32(g.F / 4).u32(th)
     .u32(tw).u32(tiles).i32(g.pt).i32(g.pl)
-    .u32(count).u32(flip ? 1 : 0).u32(0).u32(0);
+    .u32(count).u32(flip ? 1 : 0).u32(firstImage).u32(0);
 }
 
 /**
@@ -109,28 +130,32 @@ export function winogradFilterRaw(w: Tensor, g: ConvGeometry, m: WinogradTile, f
   return u;
 }
 
-/** V [(m+2)², tiles, C] = Bᵀ d B for each tile d of x (zero outside x), in f32. */
-export function winogradInputRaw(x: Tensor, g: ConvGeometry, m: WinogradTile): Tensor {
+/** V [(m+2)², tiles, C] = Bᵀ d B for each tile d of g.N images of x from `firstImage` (zero outside x), in f32. */
+export function winogradInputRaw(x: Tensor, g: ConvGeometry, m: WinogradTile, firstImage = 0): Tensor {
   const tiles = tilesOf(g, m)[2];
   const v = Tensor.empty([positions(m), tiles, g.C], 'f32', 'winograd V');
   const count = tiles * (g.C / 4);
   launch('conv2d winograd input', {
     shader: 'conv2d_winograd', entry: `input_transform_f${m}`, storage: storageOf(x), constants: { WG },
-    uniforms: params(g, m, count), inputs: [x], outputs: [v], alwaysF32: [v], workgroups: grid1d(count, WG),
+    uniforms: params(g, m, count, false, firstImage), inputs: [x], outputs: [v], alwaysF32: [v], workgroups: grid1d(count, WG),
   });
   return v;
 }
 
-/** y [N, OH, OW, F] = act(Aᵀ M A + bias + residual) for each tile of M [(m+2)², tiles, F], stored as `storage`. */
+/**
+ * y [N, OH, OW, F] = act(Aᵀ M A + bias + residual) for each tile of M [(m+2)², tiles, F], stored as
+ * `storage`; or, with `into`, the g.N images from `into.firstImage` on of an existing y (a chunk).
+ */
 export function winogradOutputRaw(
-  mt: Tensor, g: ConvGeometry, m: WinogradTile, bias: Tensor | null, activation: ConvActivation, residual: Tensor | null, storage: 'f32' | 'f16' = 'f32',
+  mt: Tensor, g: ConvGeometry, m: WinogradTile, bias: Tensor | null, activation: ConvActivation, residual: Tensor | null,
+  storage: 'f32' | 'f16' = 'f32', into: { y: Tensor; firstImage: number } | null = null,
 ): Tensor {
-  const y = Tensor.empty([g.N, g.OH, g.OW, g.F], storage, 'conv2d');
+  const y = into?.y ?? Tensor.empty([g.N, g.OH, g.OW, g.F], storage, 'conv2d');
   const count = tilesOf(g, m)[2] * (g.F / 4);
   launch('conv2d winograd output', {
-    shader: 'conv2d_winograd', entry: `output_transform_f${m}`, storage,
+    shader: 'conv2d_winograd', entry: `output_transform_f${m}`, storage: storageOf(y),
     constants: { WG, HAS_BIAS: bias !== null, ACT: activation === 'relu' ? 1 : 0, HAS_RESIDUAL: residual !== null },
-    uniforms: params(g, m, count),
+    uniforms: params(g, m, count, false, into?.firstImage ?? 0),
     inputs: [mt, bias ?? runtime().emptyBuffer, residual ?? runtime().emptyBuffer],   // placeholders when absent
     outputs: [y],
     alwaysF32: [mt],
@@ -148,13 +173,26 @@ export function conv2dWinogradRaw(
 ): Tensor {
   const m = tile ?? winogradTile(g, true);
   if (m === null) throw new Error(`conv2d winograd: internal error: called for a convolution it does not apply to (${JSON.stringify(g)}).`);
-  const u = winogradFilterRaw(w, g, m);
-  const v = winogradInputRaw(x, g, m);
-  const mt = batchedMatmulRaw(v, u);
-  v.dispose();
-  u.dispose();
-  const y = winogradOutputRaw(mt, g, m, bias, activation, residual, storageOf(x));
-  mt.dispose();
+  return winogradPass(x, winogradFilterRaw(w, g, m), g, m, { bias, activation, residual, storage: storageOf(x) });
+}
+
+/** The input transform, the GEMM with U (then released) and the output transform, chunk by chunk of the batch. */
+function winogradPass(
+  x: Tensor, u: Tensor, g: ConvGeometry, m: WinogradTile,
+  out: { bias: Tensor | null; activation: ConvActivation; residual: Tensor | null; storage: 'f32' | 'f16'; transposeU?: boolean },
+): Tensor {
+  const y = Tensor.empty([g.N, g.OH, g.OW, g.F], out.storage, 'conv2d');
+  try {
+    for (const [firstImage, part] of chunks(g, m)) {
+      const v = winogradInputRaw(x, part, m, firstImage);
+      const mt = batchedMatmulRaw(v, u, { transposeB: out.transposeU ?? false });
+      v.dispose();
+      winogradOutputRaw(mt, part, m, out.bias, out.activation, out.residual, out.storage, { y, firstImage });
+      mt.dispose();
+    }
+  } finally {
+    u.dispose();
+  }
   return y;
 }
 
@@ -180,14 +218,7 @@ export function conv2dWinogradInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeometr
   const gd = inputGradGeometry(g);
   const m = gd && (tile ?? winogradTile(gd, true));
   if (!gd || m === null) throw new Error(`conv2d winograd dX: internal error: called for a convolution it does not apply to (${JSON.stringify(g)}).`);
-  const u = winogradFilterRaw(w, g, m, true);
-  const v = winogradInputRaw(dy, gd, m);
-  const mt = batchedMatmulRaw(v, u, { transposeB: true });
-  v.dispose();
-  u.dispose();
-  const dx = winogradOutputRaw(mt, gd, m, null, 'none', null);
-  mt.dispose();
-  return dx;
+  return winogradPass(dy, winogradFilterRaw(w, g, m, true), gd, m, { bias: null, activation: 'none', residual: null, storage: 'f32', transposeU: true });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -218,9 +249,9 @@ export function winogradFilterAdjointRaw(du: Tensor, g: ConvGeometry, m: Winogra
   return dw;
 }
 
-/** dW [3, 3, C, F] of a convolution where `winogradTile(g)` applies; not recorded. */
+/** dW [3, 3, C, F] of a convolution where `winogradTile(g, …, wholeBatch)` applies (no chunks); not recorded. */
 export function conv2dWinogradFilterGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry, tile: WinogradTile | null = null): Tensor {
-  const m = tile ?? winogradTile(g, true);
+  const m = tile ?? winogradTile(g, true, true);
   if (m === null) throw new Error(`conv2d winograd dW: internal error: called for a convolution it does not apply to (${JSON.stringify(g)}).`);
   const v = winogradInputRaw(x, g, m);
   const dm = winogradOutputAdjointRaw(dy, g, m);

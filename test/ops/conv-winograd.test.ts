@@ -228,6 +228,30 @@ describe('conv2d through Winograd', () => {
     );
   });
 
+  test('a batch whose transformed tiles exceed one binding runs in chunks of images (forward and dX; dW falls back)', async () => {
+    forceConvVersion('winograd');
+    const xShape = [3, 9, 10, 8], wShape = [3, 3, 8, 12];
+    const g = conv2dGeometry('t', xShape, wShape, { padding: 'same' });
+    const x = randomData(size(xShape), 5), w = randomData(size(wShape), 6), b = randomData(12, 7);
+    const r = randomData(g.N * g.OH * g.OW * g.F, 8), gy = randomData(g.N * g.OH * g.OW * g.F, 9);
+    const outShape = [g.N, g.OH, g.OW, g.F];
+    // One image's V or M for F(4×4) is 36 · 9 tiles · 12 channels · 4 bytes = 15.2 KiB: a 16 KiB limit takes one image at a time.
+    const [y, dx] = withStorageBindingLimit(16384, () => {
+      expect(convKernelFor(g, 'forward')).toBe('winograd');
+      expect(convKernelFor(g, 'inputGrad')).toBe('winograd');
+      expect(convKernelFor(g, 'filterGrad')).not.toBe('winograd');
+      return [
+        tidy(() => conv2d(tensor(x, xShape), tensor(w, wShape), { padding: 'same', bias: tensor(b, [12]), residual: tensor(r, outShape), activation: 'relu' })),
+        tidy(() => conv2dInputGradRaw(tensor(gy, outShape), tensor(w, wShape), g)),
+      ];
+    });
+    const ref = conv2dRef(x, xShape, w, wShape, { padding: 'same', bias: b, residual: r, activation: 'relu' });
+    expectClose(await y.data(), ref.data, { rtol: 1e-4, atol: 1e-4 }, 'chunked winograd forward');
+    expectClose(await dx.data(), conv2dBackwardRef(x, xShape, w, wShape, gy, { padding: 'same' }).dx, { rtol: 1e-4, atol: 1e-4 }, 'chunked winograd dX');
+    y.dispose();
+    dx.dispose();
+  });
+
   test('f16 storage: x, w and y in f16, the transformed tiles in f32, y rounded once (within an f16 ulp of the reference)', async () => {
     forceConvVersion('winograd');
     for (const [xShape, wShape] of [[[2, 9, 7, 8], [3, 3, 8, 12]], [[1, 12, 12, 16], [3, 3, 16, 8]]]) {

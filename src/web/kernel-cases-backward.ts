@@ -184,8 +184,9 @@ const conv2dInputGradCase: KernelCase = {
   id: 'conv2d-input-grad',
   title: 'conv2d backward, dX: the transposed convolution of dy with w',
   // v2 (and v3 when Cout % 4 != 0) transpose w first: shape.wgsl on a CPU adapter, transpose.wgsl on a GPU.
-  // 'matmul' runs a 1×1, stride-1, unpadded dX as dy · wᵀ; other shapes fall back to v3 (or v2).
-  shaders: ['conv2d_v1', 'conv2d_v2', 'conv2d_v3', 'shape', 'transpose', 'matmul_v2', 'matmul_v3'],
+  // 'matmul' runs a 1×1, stride-1, unpadded dX as dy · wᵀ; other shapes fall back to v3 (or v2). 'winograd'
+  // runs a 3×3 stride-1 dX as the forward pass of dy with the filter turned (transforms around a batched matmul).
+  shaders: ['conv2d_v1', 'conv2d_v2', 'conv2d_v3', 'conv2d_winograd', 'shape', 'transpose', 'matmul_v2', 'matmul_v3'],
   params: CONV_PARAMS,
   versions: CONV_VERSIONS,
   prepare(p, version) {
@@ -207,8 +208,9 @@ const conv2dFilterGradCase: KernelCase = {
   id: 'conv2d-filter-grad',
   title: 'conv2d backward, dW: the correlation of x with dy',
   // v2 and v3 split the sum over pixels into ranges when there are many, then add the parts (reduce.wgsl).
-  // dW has no matmul path: 'matmul' runs v3 (or v2).
-  shaders: ['conv2d_v1', 'conv2d_filter_grad_v2', 'conv2d_filter_grad_v3', 'reduce'],
+  // dW has no matmul path: 'matmul' runs v3 (or v2). 'winograd' runs a 3×3 stride-1 dW as the adjoint transforms
+  // around a batched matmul (Vᵀ · dM).
+  shaders: ['conv2d_v1', 'conv2d_filter_grad_v2', 'conv2d_filter_grad_v3', 'reduce', 'conv2d_winograd', 'matmul_v2', 'matmul_v3'],
   params: CONV_PARAMS,
   versions: CONV_VERSIONS,
   prepare(p, version) {

@@ -1,28 +1,32 @@
 /**
- * Conv2d version 'winograd': a 3×3 stride-1 convolution by Winograd's minimal filtering F(2×2, 3×3), the
- * forward pass only. shaders/conv2d_winograd.wgsl derives it; in short, each 2×2 block of outputs is
+ * Conv2d version 'winograd': a 3×3 stride-1 convolution by Winograd's minimal filtering, F(4×4, 3×3) or
+ * F(2×2, 3×3). shaders/conv2d_winograd.wgsl derives it; in short, each m×m block of outputs is
  *
  *   Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A
  *
- * for the 4×4 input tile d_c of each channel c and the 3×3 filter g_c, which takes 16 multiplies per
- * channel and filter instead of 36. The sum over channels at each of the 16 positions ξ of the transformed
- * tile is a matrix product, so the work is four dispatches:
+ * for the (m+2)×(m+2) input tile d_c of each channel c and the 3×3 filter g_c: (m+2)² multiplies per channel
+ * and filter instead of 9m² (36 for 144 at m = 4, 16 for 36 at m = 2). The sum over channels at each of the
+ * (m+2)² positions ξ of the transformed tile is a matrix product, so the forward pass is four dispatches:
  *
- *   U = filter_transform(w)        [16, C, F]
- *   V = input_transform(x)         [16, tiles, C]
- *   M = V · U                      [16, tiles, F]    16 GEMMs, one batched matmul v3 dispatch
- *   y = output_transform(M)        [N, OH, OW, F]    + bias, + residual, relu
+ *   U = filter_transform(w)        [(m+2)², C, F]
+ *   V = input_transform(x)         [(m+2)², tiles, C]
+ *   M = V · U                      [(m+2)², tiles, F]    one batched matmul (v3 where it runs)
+ *   y = output_transform(M)        [N, OH, OW, F]        + bias, + residual, relu
+ *
+ * dX is the same pass over dY with the filter turned by 180° (below), dW the adjoint of the forward pass
+ * (dU = Vᵀ · dM, then Gᵀ dU G).
  *
  * Why: on lavapipe the multiply-adds of the GEMM kernels are the whole cost of a network (88 % of a
- * ResNet50 forward pass), and half of ResNet50's are in its 3×3 convolutions; the transforms only add, and
- * read and write each value a few times. The price is memory: V and M are 16/4 = 4× the size of x and y
- * (tiles of 2×2 outputs each hold 16 values), allocated for the call and released after it. The filter is
- * transformed on every call (a few MB of arithmetic-free traffic; no cache to keep coherent while weights
- * train).
+ * ResNet50 forward pass before this), and half of ResNet50's are in its 3×3 convolutions; the transforms
+ * only add and scale, and read and write each value a few times. The price is memory: V and M are
+ * (m+2)²/m² = 2.25× (m = 4) or 4× (m = 2) the size of x and y, allocated for the call (over chunks of the
+ * batch where they would not fit one binding) and released after it. The filter is transformed on every
+ * call (no cache to keep coherent while weights train); the cost model below counts that. The transformed
+ * tiles are f32 whatever the storage type, so f16 storage still rounds once, at the output.
  *
- * Exactness. In exact arithmetic this is the convolution; in f32 the transforms add a few roundings
- * (the tests hold it to the same tolerance as the direct kernels). Only the forward pass: dX and dW run on
- * the direct kernels (src/ops/conv-kernels.ts), which is correct whichever way y was computed.
+ * Exactness. In exact arithmetic this is the convolution; in f32 the transforms add roundings, more for
+ * F(4×4) (its matrices hold 4, 5, 8 and 1/6): against PyTorch in f64, ResNet50's logits agree to 1.6e-6 of
+ * their largest value (test/models/pytorch-parity.test.ts), as with the direct kernels.
  */
 import { Uniforms } from '../gpu/uniforms.js';
 import { runtime } from '../gpu/runtime.js';

@@ -117,10 +117,6 @@ export class BatchNormalization extends Layer {
     return shape!;
   }
 
-  /**
-   * Normalises `x` ([N, ..., C]). `training: true` uses the batch statistics and updates the moving ones,
-   * unless the layer is frozen or in `inferenceMode`, in which case it runs in inference mode (see above).
-   */
   /** Whether this call normalises with the batch's statistics (and updates the moving ones). */
   private usesBatchStatistics(options: CallOptions): boolean {
     return options.training && this.variesInTraining;
@@ -131,6 +127,10 @@ export class BatchNormalization extends Layer {
     return !this.usesBatchStatistics(options);
   }
 
+  /**
+   * Normalises `x` ([N, ..., C]). `training: true` uses the batch statistics and updates the moving ones,
+   * unless the layer is frozen or in `inferenceMode`, in which case it runs in inference mode (see above).
+   */
   protected forward([x]: Tensor[], options: CallOptions): Tensor {
     this.assertAlive('call');
     const like = (w: Weight | null) => (w ? weightLike(w.value, x!) : null);

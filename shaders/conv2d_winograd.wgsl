@@ -114,6 +114,10 @@ fn at_f4(m: array<vec4f, 6>) -> array<vec4f, 4> {
 // ---------------------------------------------------------------------------------------------------------
 // Indexing shared by both sizes
 
+/**
+ * The invocation's index k. The tile transforms number their work k = t · groups + group (tile t, a vec4
+ * group of channels), which is also the vec4 index of (t, group) within one position ξ's plane of V, M or dM.
+ */
 fn flat_index(gid: vec3u, nwg: vec3u) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
 }
@@ -171,10 +175,9 @@ fn input_transform_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wo
     r[i] = bt_f2(array<vec4f, 4>(load_x(tile.x, ih, iw0, c4), load_x(tile.x, ih, iw0 + 1, c4), load_x(tile.x, ih, iw0 + 2, c4), load_x(tile.x, ih, iw0 + 3, c4)));
   }
   let plane = p.tiles * p.c4;
-  let base = t * p.c4 + c4;
   for (var b = 0u; b < 4u; b++) {
     let v = bt_f2(array<vec4f, 4>(r[0][b], r[1][b], r[2][b], r[3][b]));
-    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * plane + base] = v[a]; }
+    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * plane + k] = v[a]; }
   }
 }
 
@@ -203,10 +206,9 @@ fn output_transform_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
   let t = k / p.f4;
   let tile = tile_of(t);
   let plane = p.tiles * p.f4;
-  let base = t * p.f4 + f4;
   var r: array<array<vec4f, 2>, 4>;
   for (var a = 0u; a < 4u; a++) {
-    let row = 4u * a * plane + base;
+    let row = 4u * a * plane + k;
     r[a] = at_f2(array<vec4f, 4>(tiles_in[row], tiles_in[row + plane], tiles_in[row + 2u * plane], tiles_in[row + 3u * plane]));
   }
   for (var j = 0u; j < 2u; j++) {
@@ -236,10 +238,9 @@ fn input_transform_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wo
       load_x(tile.x, ih, iw0 + 3, c4), load_x(tile.x, ih, iw0 + 4, c4), load_x(tile.x, ih, iw0 + 5, c4)));
   }
   let plane = p.tiles * p.c4;
-  let base = t * p.c4 + c4;
   for (var b = 0u; b < 6u; b++) {
     let v = bt_f4(array<vec4f, 6>(r[0][b], r[1][b], r[2][b], r[3][b], r[4][b], r[5][b]));
-    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * plane + base] = v[a]; }
+    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * plane + k] = v[a]; }
   }
 }
 
@@ -268,10 +269,9 @@ fn output_transform_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
   let t = k / p.f4;
   let tile = tile_of(t);
   let plane = p.tiles * p.f4;
-  let base = t * p.f4 + f4;
   var r: array<array<vec4f, 4>, 6>;
   for (var a = 0u; a < 6u; a++) {
-    let row = 6u * a * plane + base;
+    let row = 6u * a * plane + k;
     r[a] = at_f4(array<vec4f, 6>(
       tiles_in[row], tiles_in[row + plane], tiles_in[row + 2u * plane],
       tiles_in[row + 3u * plane], tiles_in[row + 4u * plane], tiles_in[row + 5u * plane]));
@@ -333,10 +333,9 @@ fn output_adjoint_f2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
     r[i] = a_f2(array<vec4f, 2>(load_dy(tile.x, oh0 + i, ow0, f4), load_dy(tile.x, oh0 + i, ow0 + 1u, f4)));
   }
   let plane = p.tiles * p.f4;
-  let base = t * p.f4 + f4;
   for (var b = 0u; b < 4u; b++) {
     let v = a_f2(array<vec4f, 2>(r[0][b], r[1][b]));
-    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * plane + base] = v[a]; }
+    for (var a = 0u; a < 4u; a++) { transformed[(4u * a + b) * plane + k] = v[a]; }
   }
 }
 
@@ -373,10 +372,9 @@ fn output_adjoint_f4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
     r[i] = a_f4(array<vec4f, 4>(load_dy(tile.x, oh, ow0, f4), load_dy(tile.x, oh, ow0 + 1u, f4), load_dy(tile.x, oh, ow0 + 2u, f4), load_dy(tile.x, oh, ow0 + 3u, f4)));
   }
   let plane = p.tiles * p.f4;
-  let base = t * p.f4 + f4;
   for (var b = 0u; b < 6u; b++) {
     let v = a_f4(array<vec4f, 4>(r[0][b], r[1][b], r[2][b], r[3][b]));
-    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * plane + base] = v[a]; }
+    for (var a = 0u; a < 6u; a++) { transformed[(6u * a + b) * plane + k] = v[a]; }
   }
 }
 

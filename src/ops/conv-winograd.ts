@@ -147,14 +147,15 @@ export function winogradInputRaw(x: Tensor, g: ConvGeometry, m: WinogradTile, fi
 }
 
 /**
- * y [N, OH, OW, F] = act(Aᵀ M A + bias + residual) for each tile of M [(m+2)², tiles, F], stored as
- * `storage`; or, with `into`, the g.N images from `into.firstImage` on of an existing y (a chunk).
+ * y [N, OH, OW, F] = act(Aᵀ M A + bias + residual) for each tile of M [(m+2)², tiles, F], as a new f32
+ * tensor; or, with `into`, the g.N images from `into.firstImage` on of an existing y (a chunk), in y's
+ * storage type.
  */
 export function winogradOutputRaw(
   mt: Tensor, g: ConvGeometry, m: WinogradTile, bias: Tensor | null, activation: ConvActivation, residual: Tensor | null,
-  storage: 'f32' | 'f16' = 'f32', into: { y: Tensor; firstImage: number } | null = null,
+  into: { y: Tensor; firstImage: number } | null = null,
 ): Tensor {
-  const y = into?.y ?? Tensor.empty([g.N, g.OH, g.OW, g.F], storage, 'conv2d');
+  const y = into?.y ?? Tensor.empty([g.N, g.OH, g.OW, g.F], 'f32', 'conv2d');
   const count = tilesOf(g, m)[2] * (g.F / 4);
   launch('conv2d winograd output', {
     shader: 'conv2d_winograd', entry: `output_transform_f${m}`, storage: storageOf(y),
@@ -191,7 +192,7 @@ function winogradPass(
       const v = winogradInputRaw(x, part, m, firstImage);
       const mt = batchedMatmulRaw(v, u, { transposeB: out.transposeU ?? false });
       v.dispose();
-      winogradOutputRaw(mt, part, m, out.bias, out.activation, out.residual, out.storage, { y, firstImage });
+      winogradOutputRaw(mt, part, m, out.bias, out.activation, out.residual, { y, firstImage });
       mt.dispose();
     }
   } finally {

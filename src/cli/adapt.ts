@@ -9,11 +9,14 @@
  * TEST split (MNIST t10k, USPS zip.test.gz; a folder's own images) after every epoch; its labels never enter
  * training. The --out folder receives report.json, report.md, accuracy.png (target and source accuracy),
  * domain.png (domain-classifier accuracy) and confusion.png (the target confusion matrix).
+ * --augment-views N (with --augment-zoom / --augment-shift) gives each sampled source image N − 1 zoomed and
+ * shifted views (src/data/domain-augment.ts) before training; an epoch then has N times the steps.
  */
 import { join } from 'node:path';
 import { ArgumentError } from '../errors.js';
 import { init } from '../gpu/runtime.js';
 import { type DomainSet, greyToRgb, loadDomain, sampleDomain } from '../data/domain-spec.js';
+import { type ViewAugmentation, augmentDomain, checkViewAugmentation } from '../data/domain-augment.js';
 import { ADAPT_METHODS, type AdaptEpochLog, type AdaptMethod, adapt } from '../train/adapt.js';
 import { disposeDannNetwork } from '../train/dann.js';
 import { classificationReport, reportToMarkdown } from '../report/metrics.js';
@@ -41,11 +44,36 @@ export const adaptCommand: CommandSpec = {
     'lambda-max': { type: 'number', help: 'the largest gradient-reversal λ (method dann): λ = max · (2/(1+exp(−10p)) − 1)', default: 1 },
     'batch-norm': { type: 'boolean', help: 'batch normalisation after each convolution of the LeNet extractor, with per-domain statistics (AdaBN on the target)' },
     'mixed-batch-statistics': { type: 'boolean', help: 'with --batch-norm: normalise each batch with the statistics of both domains together instead' },
+    'augment-views': { type: 'number', help: 'source images per original, the original included: the others zoomed and shifted (1 = none; an epoch grows with it)', default: 1 },
+    'augment-zoom': { type: 'string', help: 'with --augment-views: zoom range LO,HI of the extra views (MNIST→USPS 1,1.45; USPS→MNIST 0.69,1)' },
+    'augment-shift': { type: 'number', help: 'with --augment-views: largest shift of the extra views in pixels, in x and y' },
     'image-size': { type: 'number', help: 'side of the square images both domains are resized to', default: 28 },
     'data-root': { type: 'string', help: 'folder holding mnist/ and usps/', default: '../shared/data' },
     quiet: { type: 'boolean', help: 'no per-epoch progress lines' },
   },
 };
+
+/** The --augment-* options as a ViewAugmentation, or null for none; a zoom or shift without views is an error. */
+function viewAugmentation(o: ParsedArgs['options'], seed: number): ViewAugmentation | null {
+  const views = o['augment-views'] as number;
+  const zoomText = o['augment-zoom'] as string | undefined;
+  const shift = o['augment-shift'] as number | undefined;
+  if (!Number.isInteger(views) || views < 1) throw new ArgumentError(`graft adapt: --augment-views must be an integer ≥ 1, got ${views}.`);
+  if (views === 1) {
+    if (zoomText !== undefined || shift !== undefined) {
+      throw new ArgumentError(`graft adapt: --augment-zoom and --augment-shift shape the extra views of --augment-views; give --augment-views 2 or more (got ${views}).`);
+    }
+    return null;
+  }
+  if (zoomText === undefined && shift === undefined) {
+    throw new ArgumentError(`graft adapt: --augment-views ${views} needs --augment-zoom LO,HI and/or --augment-shift PX (without them the extra views would be copies).`);
+  }
+  const zoom = (zoomText ?? '1,1').split(',').map(Number);
+  if (zoom.length !== 2 || zoom.some((z) => !Number.isFinite(z))) throw new ArgumentError(`graft adapt: --augment-zoom must be two numbers LO,HI, e.g. 1,1.45; got '${zoomText}'.`);
+  const aug: ViewAugmentation = { views, zoom: zoom as [number, number], shift: shift ?? 0, seed: seed * 2 + 3 };
+  checkViewAugmentation(aug, 'graft adapt (--augment-*)');
+  return aug;
+}
 
 const PROTOCOL_SAMPLES: Record<string, number> = { mnist: 2000, usps: 1800 };
 
@@ -83,7 +111,10 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   const quiet = o.quiet === true;
 
   const load = (spec: string, split: 'train' | 'test') => loadDomain(spec, { dataRoot, split, imageSize });
+  const augmentation = viewAugmentation(o, seed);
   let sourceTrain: DomainSet = sampleDomain(await load(source, 'train'), samplesFor(source, o['samples-source'] as number, 'samples-source'), seed * 2 + 1);
+  const sourceOriginals = sourceTrain.count;
+  if (augmentation) sourceTrain = augmentDomain(sourceTrain, augmentation);
   let targetTrain: DomainSet = sampleDomain(await load(target, 'train'), samplesFor(target, o['samples-target'] as number, 'samples-target'), seed * 2 + 2);
   let targetTest: DomainSet = await load(target, 'test');
   if (sourceTrain.imageShape[2] !== targetTrain.imageShape[2]) {
@@ -94,7 +125,8 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   }
   await init();
   if (!quiet) {
-    console.log(`adapt ${method}: ${source} (${sourceTrain.count} labelled) → ${target} (${targetTrain.count} unlabelled; test ${targetTest.count}), ${epochs} epochs, seed ${seed}`);
+    const views = augmentation ? ` × ${augmentation.views} views, zoom [${augmentation.zoom.join(', ')}], shift ≤ ${augmentation.shift} px` : '';
+    console.log(`adapt ${method}: ${source} (${sourceOriginals} labelled${views}) → ${target} (${targetTrain.count} unlabelled; test ${targetTest.count}), ${epochs} epochs, seed ${seed}`);
   }
   const started = performance.now();
   const result = await adapt(sourceTrain, targetTrain, targetTest, {
@@ -131,7 +163,8 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
     coralWeight: method === 'coral' ? o['coral-weight'] : undefined,
     lambdaMax: method === 'dann' ? o['lambda-max'] : undefined,
     batchNorm: o['batch-norm'] === true ? (o['mixed-batch-statistics'] === true ? 'mixed statistics' : 'per-domain statistics') : false,
-    samples: { source: sourceTrain.count, target: targetTrain.count, targetTest: targetTest.count },
+    augmentation: augmentation ? { views: augmentation.views, zoom: augmentation.zoom, shift: augmentation.shift } : null,
+    samples: { source: sourceOriginals, sourceWithViews: sourceTrain.count, target: targetTrain.count, targetTest: targetTest.count },
     evaluation: 'target test split (labels used only for this score)',
     targetAccuracy: last.targetAccuracy,
     domainAccuracy: last.domainAccuracy,
@@ -144,7 +177,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   const md = [
     `# graft adapt: ${source} → ${target}, ${method}`,
     '',
-    `Seed ${seed}, ${epochs} epochs, batch ${o['batch-size']} (half source, half target), ${optimizer}, ${sourceTrain.count} labelled source and ${targetTrain.count} unlabelled target training images; evaluated on the target's test split (${targetTest.count} images). ${seconds.toFixed(0)} s.`,
+    `Seed ${seed}, ${epochs} epochs, batch ${o['batch-size']} (half source, half target), ${optimizer}, ${sourceOriginals} labelled source${augmentation ? ` (× ${augmentation.views} views: zoom [${augmentation.zoom.join(', ')}], shift ≤ ${augmentation.shift} px)` : ''} and ${targetTrain.count} unlabelled target training images; evaluated on the target's test split (${targetTest.count} images). ${seconds.toFixed(0)} s.`,
     '',
     `**Target accuracy ${last.targetAccuracy.toFixed(4)}**; domain-classifier accuracy in the last epoch ${last.domainAccuracy.toFixed(4)} (0.5 = domains indistinguishable to it${method === 'dann' ? '' : '; a probe here, with no gradient into the features'}).`,
     '',

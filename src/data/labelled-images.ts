@@ -28,6 +28,7 @@
  */
 import { ArgumentError } from '../errors.js';
 import { mulberry32, shuffleInPlace } from '../ops/random.js';
+import { IDENTITY, resampleImage } from './resample.js';
 import { cropToAspectRatio, decodeImage, imageKind, preprocess, resizeBilinear, type Preprocessing, type RgbImage } from './image.js';
 
 export type LabelMode = 'int' | 'categorical' | 'binary';
@@ -120,29 +121,8 @@ export function augmentImage(img: RgbImage, aug: Augmentation, random: () => num
   const zoom = aug.zoom ? 1 + (2 * random() - 1) * aug.zoom : 1;
   const angle = aug.rotation ? (2 * random() - 1) * aug.rotation : 0;
   if (!flip && zoom === 1 && angle === 0) return img;
-  const { width: w, height: h, data } = img;
-  const out = new Float32Array(data.length);
-  const cx = (w - 1) / 2, cy = (h - 1) / 2;
-  const cos = Math.cos(angle), sin = Math.sin(angle);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      // Output pixel → source pixel: undo rotation, undo zoom, then undo the flip.
-      const dx = x - cx, dy = y - cy;
-      let sx = (cos * dx + sin * dy) / zoom + cx;
-      const sy = (-sin * dx + cos * dy) / zoom + cy;
-      if (flip) sx = w - 1 - sx;
-      const fx = Math.min(Math.max(sx, 0), w - 1), fy = Math.min(Math.max(sy, 0), h - 1);
-      const x0 = Math.floor(fx), y0 = Math.floor(fy);
-      const x1 = Math.min(x0 + 1, w - 1), y1 = Math.min(y0 + 1, h - 1);
-      const wx = fx - x0, wy = fy - y0;
-      for (let c = 0; c < 3; c++) {
-        const top = data[(y0 * w + x0) * 3 + c]! * (1 - wx) + data[(y0 * w + x1) * 3 + c]! * wx;
-        const bottom = data[(y1 * w + x0) * 3 + c]! * (1 - wx) + data[(y1 * w + x1) * 3 + c]! * wx;
-        out[(y * w + x) * 3 + c] = top * (1 - wy) + bottom * wy;
-      }
-    }
-  }
-  return { width: w, height: h, data: out };
+  const { width, height, data } = img;
+  return { width, height, data: resampleImage(data, width, height, 3, { ...IDENTITY, flip, zoom, angle }, 'edge') };
 }
 
 // ---- the dataset -------------------------------------------------------------------------------------------

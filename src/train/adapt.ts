@@ -1,6 +1,6 @@
 /**
  * The unsupervised domain-adaptation trainer shared by DANN (src/train/dann.ts), Deep CORAL
- * (src/train/coral.ts) and the source-only baseline.
+ * (src/train/coral.ts), AdaBN and the source-only baseline.
  *
  *   const result = await adapt(source, target, targetTest, { method: 'dann', epochs: 30, seed: 1 });
  *   result.history   // per epoch: label/domain/CORAL loss, source, domain and target accuracy, λ, lr, seconds
@@ -10,12 +10,23 @@
  *
  *   method        loss                                     λ of R_λ
  *   source-only   L_y + L_d                                0           (G_d is only a probe)
+ *   adabn         L_y + L_d                                0           (G_d is only a probe)
  *   dann          L_y + L_d                                λ_p         (G_d is an adversary)
  *   coral         L_y + α·CORAL(f_s, f_t) + L_d            0           (G_d is only a probe)
  *
  * With λ = 0 no gradient of L_d reaches the extractor, so source-only is a plain source classifier; but its
  * domain-classifier accuracy is measured exactly as DANN's is, which makes "the domains became harder to
  * tell apart" comparable across methods. The target labels are used only to evaluate.
+ *
+ * Batch norm in the extractor (`batchNorm`) is where the methods' use of the target differs:
+ * - source-only uses nothing of the target: the target half passes the extractor in inference mode (the
+ *   source's moving statistics), for the probe and at test time, exactly as a model trained on the source
+ *   alone would see it;
+ * - adabn (Li et al., 2016, "Revisiting batch normalization for practical domain adaptation") trains like
+ *   source-only but normalises each domain with its own batch statistics, and predicts on the target with
+ *   the target's statistics: adaptation through the normalisation alone, with no adaptation loss;
+ * - dann and coral normalise the same way as adabn (per domain, unless `perDomainStatistics: false` mixes
+ *   both halves in one batch), so comparing them with adabn isolates what their loss adds.
  *
  * An epoch is ⌊n_source / (batch/2)⌋ steps; target images are drawn without replacement from a permutation
  * that is renewed whenever it runs out. p = step / total steps drives λ_p and the annealed rate μ_p. Each
@@ -39,8 +50,8 @@ export { buildDannNetwork, dannLearningRate, dannLosses, dannParameters, dispose
 export type { AdaptBatch, DannNetwork, DannNetworkOptions, StepLosses } from './dann.js';
 export { coralLoss, coralLosses, covariance } from './coral.js';
 
-export type AdaptMethod = 'dann' | 'coral' | 'source-only';
-export const ADAPT_METHODS: readonly AdaptMethod[] = ['dann', 'coral', 'source-only'];
+export type AdaptMethod = 'dann' | 'coral' | 'adabn' | 'source-only';
+export const ADAPT_METHODS: readonly AdaptMethod[] = ['dann', 'coral', 'adabn', 'source-only'];
 
 /** Images [count, ...imageShape] (NHWC), with class labels when known. */
 export interface ImageSet {
@@ -72,8 +83,9 @@ export interface AdaptOptions {
   /** Batch normalisation after each convolution of the default LeNet extractor. Default false. */
   batchNorm?: boolean;
   /**
-   * With batch norm in the extractor: normalise each domain with its own batch statistics in training and
-   * predict on the target with the target's (AdaBN). Default true; false mixes both halves in one batch.
+   * With batch norm in the extractor, for dann, coral and adabn: normalise each domain with its own batch
+   * statistics in training and predict on the target with the target's (AdaBN). Default true; false mixes
+   * both halves in one batch (not for adabn, which is per-domain statistics, nor source-only, which uses none).
    */
   perDomainStatistics?: boolean;
   /** Network shape (the extractor defaults to the LeNet of the DANN paper for the images' shape). */
@@ -171,6 +183,12 @@ export async function adapt(source: ImageSet, target: ImageSet, targetTest: Imag
   if (optName !== 'sgd' && optName !== 'adam') throw new ArgumentError(`adapt: optimizer must be 'sgd' or 'adam'; got '${optName}'.`);
   const lr0 = options.lr ?? (optName === 'sgd' ? 0.01 : 0.001);
   if (!(lr0 > 0)) throw new ArgumentError(`adapt: lr must be positive; got ${lr0}.`);
+  if (method === 'adabn' && options.batchNorm !== true && !options.network?.extractor) {
+    throw new ArgumentError("adapt: method 'adabn' adapts through batch-norm statistics; it needs batchNorm: true (an extractor with batch normalisation).");
+  }
+  if (options.perDomainStatistics !== undefined && (method === 'source-only' || method === 'adabn')) {
+    throw new ArgumentError(`adapt: perDomainStatistics is for dann and coral; ${method === 'adabn' ? 'adabn always normalises each domain with its own statistics' : 'source-only uses no statistics of the target'}.`);
+  }
   const per = checkSet('source', source, true);
   checkSet('target', target, false);
   checkSet('targetTest', targetTest, true);
@@ -190,6 +208,11 @@ export async function adapt(source: ImageSet, target: ImageSet, targetTest: Imag
     seed,
     perDomainStatistics: options.perDomainStatistics,
   });
+  if (method === 'adabn' && !net.perDomainStatistics) {
+    throw new ArgumentError("adapt: method 'adabn' needs an extractor with trainable batch normalisation.");
+  }
+  // source-only: the target is seen only as a model trained on the source would see it (see the header).
+  const targetInInferenceMode = method === 'source-only';
   const params = dannParameters(net);
   const optimizer = optName === 'sgd' ? new SGD(params, { lr: lr0, momentum }) : new Adam(params, { lr: lr0 });
 
@@ -238,7 +261,7 @@ export async function adapt(source: ImageSet, target: ImageSet, targetTest: Imag
           };
           const domainTargets = tensor(domainLabels, [2 * half, 1]);
           optimizer.zeroGrad();
-          const l = method === 'coral' ? coralLosses(net, batch, domainTargets, coralWeight) : dannLosses(net, batch, domainTargets);
+          const l = method === 'coral' ? coralLosses(net, batch, domainTargets, coralWeight) : dannLosses(net, batch, domainTargets, true, targetInInferenceMode);
           backward(l.total);
           optimizer.step();
           return noGrad(() => {
@@ -253,7 +276,7 @@ export async function adapt(source: ImageSet, target: ImageSet, targetTest: Imag
       optimizer.zeroGrad();
       const sums = await totals!.floats();
       totals!.dispose();
-      if (net.perDomainStatistics) useDomainStatistics(net, target);
+      if (net.perDomainStatistics && !targetInInferenceMode) useDomainStatistics(net, target);
       predictions = await predictClasses(net, targetTest);
       const log: AdaptEpochLog = {
         epoch: epoch + 1,

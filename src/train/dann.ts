@@ -194,12 +194,16 @@ function domainCorrectCount(logits: Tensor, targets: Tensor): Tensor {
  * with per-domain batch-norm statistics), the label loss on the
  * source rows, and the domain loss through R_λ on all rows. `total` = label + domain (λ lives in R_λ).
  * `domainTargets` is [nS + nT, 1]: 0 for the source rows, 1 for the target rows.
+ * `targetInInferenceMode` (the source-only baseline) passes the target half through the extractor in
+ * inference mode, so that no statistic of the target enters the extractor's normalisation.
  */
-export function dannLosses(net: DannNetwork, batch: AdaptBatch, domainTargets: Tensor, training = true): StepLosses {
+export function dannLosses(net: DannNetwork, batch: AdaptBatch, domainTargets: Tensor, training = true, targetInInferenceMode = false): StepLosses {
   const nS = batch.xs.shape[0]!;
-  const features = net.perDomainStatistics
-    ? concat([net.extractor.call(batch.xs, { training }), net.extractor.call(batch.xt, { training })], 0)
-    : net.extractor.call(concat([batch.xs, batch.xt], 0), { training });
+  const features = targetInInferenceMode
+    ? concat([net.extractor.call(batch.xs, { training }), net.extractor.call(batch.xt, { training: false })], 0)
+    : net.perDomainStatistics
+      ? concat([net.extractor.call(batch.xs, { training }), net.extractor.call(batch.xt, { training })], 0)
+      : net.extractor.call(concat([batch.xs, batch.xt], 0), { training });
   const sourceFeatures = slice(features, [0, 0], [nS, net.featureSize]);
   const logits = net.classifier.call(sourceFeatures, { training });
   const label = softmaxCrossEntropy(logits, batch.ys);

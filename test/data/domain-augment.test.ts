@@ -63,7 +63,7 @@ describe('resampleImage', () => {
       // out(x, y) = img at R(−90°)·(x − c, y − c) + c = (y, n − 1 − x) in (x, y) order.
       const want = new Float32Array(n * n);
       for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) want[y * n + x] = img[(n - 1 - x) * n + y]!;
-      expectClose(out, want, { abs: 1e-5 }, `quarter turn, ${n}×${n}`);
+      expectClose(out, want, { atol: 1e-5 }, `quarter turn, ${n}×${n}`);
     }
   });
 

@@ -250,6 +250,31 @@ describe('per-domain batch-norm statistics in adapt', () => {
     disposeDannNetwork(network);
     await expect(adapt(source, target, target, { method: 'dann', epochs: 1, batchSize: 16, perDomainStatistics: false })).rejects.toThrow(/batch-norm/);
   });
+
+  test('source-only uses nothing of the target (its predictions ignore which target it saw); adabn predicts with the target\'s statistics', async () => {
+    const digits = (n: number, seed: number, lo: number, hi: number): ImageSet => ({
+      images: randomData(n * 28 * 28, seed, lo, hi), labels: Int32Array.from({ length: n }, (_, i) => i % 10), count: n, imageShape: [28, 28, 1],
+    });
+    const source = digits(32, 41, 0, 1), test = digits(20, 44, 0.3, 0.8);
+    const run = async (method: 'source-only' | 'adabn', target: ImageSet) => {
+      const { network, targetPredictions, history } = await adapt(source, target, test, { method, epochs: 1, batchSize: 16, seed: 3, batchNorm: true });
+      const bn = batchNormLayers(network.extractor)[0]!;
+      const mean = Array.from(await bn.movingMean!.value.data());
+      disposeDannNetwork(network);
+      return { predictions: Array.from(targetPredictions), mean, history };
+    };
+    const [near, far] = [digits(32, 42, 0.3, 0.8), digits(32, 43, 0.6, 1)];
+    const [a, b] = [await run('source-only', near), await run('source-only', far)];
+    expect(b.predictions).toEqual(a.predictions);
+    expect(b.mean).toEqual(a.mean);
+    expect(b.history[0]!.sourceAccuracy).toBe(a.history[0]!.sourceAccuracy);
+    // AdaBN: the same training, but the moving statistics are the target's, so they follow it.
+    const [c, d] = [await run('adabn', near), await run('adabn', far)];
+    expect(Math.max(...d.mean.map((v, i) => Math.abs(v - c.mean[i]!)))).toBeGreaterThan(1e-2);
+    expect(Math.max(...c.mean.map((v, i) => Math.abs(v - a.mean[i]!)))).toBeGreaterThan(1e-3);
+    await expect(adapt(source, near, test, { method: 'adabn', epochs: 1, batchSize: 16 })).rejects.toThrow(/batchNorm/);
+    await expect(adapt(source, near, test, { method: 'source-only', epochs: 1, batchSize: 16, batchNorm: true, perDomainStatistics: true })).rejects.toThrow(/perDomainStatistics/);
+  });
 });
 
 // Last, because `main` shuts the GPU runtime down when it returns.

@@ -123,3 +123,26 @@ for (const method of methods) {
 }
 rows.push('| ADDA (for reference) | – | – | 0.894 / 0.901 | – | – |');
 console.log(`\n${rows.join('\n')}`);
+
+// Paired differences: the same seed draws the same subsets, views, initial weights and batch order for every
+// method, so "method − baseline" seed by seed removes the part of the spread that the seed causes.
+const accuracy = (src: string, tgt: string, method: string, seed: number): number | null => {
+  const file = join(folder(src, tgt, method, seed), 'report.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { targetAccuracy: number }).targetAccuracy : null;
+};
+const pairs = [...methods.filter((m) => m !== 'source-only').map((m) => [m, 'source-only']), ...(methods.includes('dann') && methods.includes('adabn') ? [['dann', 'adabn']] : [])];
+if (methods.includes('source-only') && pairs.length) {
+  const diffRows = ['| difference (paired by seed) | MNIST→USPS | USPS→MNIST |', '|---|---:|---:|'];
+  for (const [method, base] of pairs) {
+    const cells = directions.map(([src, tgt]) => {
+      const ds = seeds.flatMap((seed) => {
+        const [a, b] = [accuracy(src, tgt, method!, seed), accuracy(src, tgt, base!, seed)];
+        return a === null || b === null ? [] : [a - b];
+      });
+      const { m, s } = stat(ds);
+      return ds.length ? `${m >= 0 ? '+' : ''}${m.toFixed(3)} ± ${s.toFixed(3)} (${ds.map((d) => `${d >= 0 ? '+' : ''}${d.toFixed(3)}`).join(', ')})` : '–';
+    });
+    diffRows.push(`| ${method} − ${base} | ${cells.join(' | ')} |`);
+  }
+  console.log(`\n${diffRows.join('\n')}`);
+}

@@ -101,6 +101,10 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   if (args.positionals.length) throw new ArgumentError(`graft adapt: unexpected argument '${args.positionals[0]}' (all inputs are options).`);
   const method = o.method as AdaptMethod;
   if (!ADAPT_METHODS.includes(method)) throw new ArgumentError(`graft adapt: --method must be one of ${ADAPT_METHODS.join(', ')}; got '${method}'.`);
+  if (method === 'adabn' && o['batch-norm'] !== true) throw new ArgumentError('graft adapt: --method adabn adapts through batch-norm statistics; add --batch-norm.');
+  if (o['mixed-batch-statistics'] === true && (method === 'adabn' || method === 'source-only')) {
+    throw new ArgumentError(`graft adapt: --mixed-batch-statistics is for dann and coral; ${method} ${method === 'adabn' ? 'always normalises each domain with its own statistics' : 'uses no statistics of the target'}.`);
+  }
   const optimizer = o.optimizer as string;
   if (optimizer !== 'sgd' && optimizer !== 'adam') throw new ArgumentError(`graft adapt: --optimizer must be sgd or adam; got '${optimizer}'.`);
   const source = o.source as string, target = o.target as string, out = o.out as string;

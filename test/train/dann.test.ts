@@ -289,7 +289,7 @@ describe('graft adapt', () => {
     }
     const out = join(dir, 'run');
     // Bad --augment-* combinations are refused before anything is loaded or written.
-    for (const bad of [['--augment-zoom', '1,1.4'], ['--augment-views', '3'], ['--augment-views', '2', '--augment-zoom', '1.4'], ['--augment-views', '2', '--augment-shift', '-1']]) {
+    for (const bad of [['--method', 'adabn'], ['--method', 'source-only', '--batch-norm', '--mixed-batch-statistics'], ['--augment-zoom', '1,1.4'], ['--augment-views', '3'], ['--augment-views', '2', '--augment-zoom', '1.4'], ['--augment-views', '2', '--augment-shift', '-1']]) {
       expect(await main(['adapt', '--source', 'mnist', '--target', 'usps', '--out', join(dir, 'refused'), '--quiet', ...bad]), bad.join(' ')).toBe(1);
     }
     expect(existsSync(join(dir, 'refused'))).toBe(false);

@@ -5,7 +5,7 @@
  *   npx tsx examples/digits-adaptation.ts                 # all 18 runs, then the table
  *   npx tsx examples/digits-adaptation.ts --table-only    # only re-read runs/digits/*\/report.json
  *   npx tsx examples/digits-adaptation.ts --seeds 1 --methods dann --directions mnist-usps
- *   npx tsx examples/digits-adaptation.ts --protocol scale   # the source zoomed and shifted (below), 12 runs
+ *   npx tsx examples/digits-adaptation.ts --protocol scale   # the source zoomed and shifted (below), 18 runs
  *
  * A run whose report.json exists is not run again (delete the folder to redo it), so an interrupted table
  * resumes where it stopped. Runs go seed by seed, and within a seed direction by direction, so that each
@@ -84,6 +84,12 @@ if (!opt['table-only']) {
   }
 }
 
+/** A finished run's report.json, or null where the run is missing. */
+function report(src: string, tgt: string, method: string, seed: number): { targetAccuracy: number; domainAccuracy: number; seconds: number } | null {
+  const file = join(folder(src, tgt, method, seed), 'report.json');
+  return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : null;
+}
+
 // The table: mean ± sample standard deviation over the seeds found.
 const anchors: Record<string, Record<string, string>> = {
   'mnist-usps': { 'source-only': '0.752', adabn: '–', dann: '0.771', coral: '–', adda: '0.894' },
@@ -106,9 +112,8 @@ for (const method of methods) {
     const accs: number[] = [];
     const doms: number[] = [];
     for (const seed of seeds) {
-      const file = join(folder(src, tgt, method, seed), 'report.json');
-      if (!existsSync(file)) continue;
-      const r = JSON.parse(readFileSync(file, 'utf8')) as { targetAccuracy: number; domainAccuracy: number; seconds: number };
+      const r = report(src, tgt, method, seed);
+      if (!r) continue;
       accs.push(r.targetAccuracy);
       doms.push(r.domainAccuracy);
       secs.push(r.seconds);
@@ -126,10 +131,7 @@ console.log(`\n${rows.join('\n')}`);
 
 // Paired differences: the same seed draws the same subsets, views, initial weights and batch order for every
 // method, so "method − baseline" seed by seed removes the part of the spread that the seed causes.
-const accuracy = (src: string, tgt: string, method: string, seed: number): number | null => {
-  const file = join(folder(src, tgt, method, seed), 'report.json');
-  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { targetAccuracy: number }).targetAccuracy : null;
-};
+const accuracy = (src: string, tgt: string, method: string, seed: number) => report(src, tgt, method, seed)?.targetAccuracy ?? null;
 const pairs = [...methods.filter((m) => m !== 'source-only').map((m) => [m, 'source-only']), ...(methods.includes('dann') && methods.includes('adabn') ? [['dann', 'adabn']] : [])];
 if (methods.includes('source-only') && pairs.length) {
   const diffRows = ['| difference (paired by seed) | MNIST→USPS | USPS→MNIST |', '|---|---:|---:|'];

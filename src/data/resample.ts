@@ -35,16 +35,17 @@ export function resampleImage(data: Float32Array, width: number, height: number,
   const out = new Float32Array(width * height * channels);
   const cx = (width - 1) / 2, cy = (height - 1) / 2;
   const cos = Math.cos(angle), sin = Math.sin(angle);
-  // One source pixel, `fill` outside.
-  const at = (x: number, y: number, c: number): number => {
+  // Where pixel (x, y) starts in `data`, or −1 outside the image with zero fill.
+  const start = (x: number, y: number): number => {
     if (fill === 'edge') {
       x = Math.min(Math.max(x, 0), width - 1);
       y = Math.min(Math.max(y, 0), height - 1);
     } else if (x < 0 || x >= width || y < 0 || y >= height) {
-      return 0;
+      return -1;
     }
-    return data[(y * width + x) * channels + c]!;
+    return (y * width + x) * channels;
   };
+  const value = (at: number, c: number) => (at < 0 ? 0 : data[at + c]!);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const dx = x - cx - shiftX, dy = y - cy - shiftY;
@@ -58,9 +59,10 @@ export function resampleImage(data: Float32Array, width: number, height: number,
       }
       const x0 = Math.floor(sx), y0 = Math.floor(sy);
       const wx = sx - x0, wy = sy - y0;
+      const [p00, p01, p10, p11] = [start(x0, y0), start(x0 + 1, y0), start(x0, y0 + 1), start(x0 + 1, y0 + 1)];
       for (let c = 0; c < channels; c++) {
-        const top = at(x0, y0, c) * (1 - wx) + at(x0 + 1, y0, c) * wx;
-        const bottom = at(x0, y0 + 1, c) * (1 - wx) + at(x0 + 1, y0 + 1, c) * wx;
+        const top = value(p00, c) * (1 - wx) + value(p01, c) * wx;
+        const bottom = value(p10, c) * (1 - wx) + value(p11, c) * wx;
         out[(y * width + x) * channels + c] = top * (1 - wy) + bottom * wy;
       }
     }

@@ -41,7 +41,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { add, backward, concat, permutation, reshape } from '../ops/index.js';
 import { Adam, SGD } from './optimizers.js';
 import { dannLambda } from '../nn/gradient-reversal.js';
-import { type AdaptBatch, type DannNetwork, type DannNetworkOptions, buildDannNetwork, dannLearningRate, dannLosses, dannParameters } from './dann.js';
+import { type AdaptBatch, type DannNetwork, type DannNetworkOptions, buildDannNetwork, dannLearningRate, dannLosses, dannParameters, disposeDannNetwork } from './dann.js';
 import { coralLosses } from './coral.js';
 import { argmaxRows } from './batches.js';
 import { recomputeBatchNormStatistics } from '../nn/batchnorm-statistics.js';
@@ -209,6 +209,7 @@ export async function adapt(source: ImageSet, target: ImageSet, targetTest: Imag
     perDomainStatistics: options.perDomainStatistics,
   });
   if (method === 'adabn' && !net.perDomainStatistics) {
+    disposeDannNetwork(net);
     throw new ArgumentError("adapt: method 'adabn' needs an extractor with trainable batch normalisation.");
   }
   // source-only: the target is seen only as a model trained on the source would see it (see the header).

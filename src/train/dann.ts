@@ -199,11 +199,9 @@ function domainCorrectCount(logits: Tensor, targets: Tensor): Tensor {
  */
 export function dannLosses(net: DannNetwork, batch: AdaptBatch, domainTargets: Tensor, training = true, targetInInferenceMode = false): StepLosses {
   const nS = batch.xs.shape[0]!;
-  const features = targetInInferenceMode
-    ? concat([net.extractor.call(batch.xs, { training }), net.extractor.call(batch.xt, { training: false })], 0)
-    : net.perDomainStatistics
-      ? concat([net.extractor.call(batch.xs, { training }), net.extractor.call(batch.xt, { training })], 0)
-      : net.extractor.call(concat([batch.xs, batch.xt], 0), { training });
+  const features = net.perDomainStatistics || targetInInferenceMode
+    ? concat([net.extractor.call(batch.xs, { training }), net.extractor.call(batch.xt, { training: training && !targetInInferenceMode })], 0)
+    : net.extractor.call(concat([batch.xs, batch.xt], 0), { training });
   const sourceFeatures = slice(features, [0, 0], [nS, net.featureSize]);
   const logits = net.classifier.call(sourceFeatures, { training });
   const label = softmaxCrossEntropy(logits, batch.ys);

@@ -11,11 +11,13 @@
  * domain.png (domain-classifier accuracy) and confusion.png (the target confusion matrix).
  * --augment-views N (with --augment-zoom / --augment-shift) gives each sampled source image N − 1 zoomed and
  * shifted views (src/data/domain-augment.ts) before training; an epoch then has N times the steps.
+ * --validation N scores on N labelled images of the target's TRAINING split that the sample left out
+ * (heldOutDomain) instead of the test split: for choosing settings without looking at the test split.
  */
 import { join } from 'node:path';
 import { ArgumentError } from '../errors.js';
 import { init } from '../gpu/runtime.js';
-import { type DomainSet, greyToRgb, loadDomain, sampleDomain } from '../data/domain-spec.js';
+import { type DomainSet, greyToRgb, heldOutDomain, loadDomain, sampleDomain } from '../data/domain-spec.js';
 import { type ViewAugmentation, augmentDomain, checkViewAugmentation } from '../data/domain-augment.js';
 import { ADAPT_METHODS, type AdaptEpochLog, type AdaptMethod, adapt } from '../train/adapt.js';
 import { disposeDannNetwork } from '../train/dann.js';
@@ -47,6 +49,8 @@ export const adaptCommand: CommandSpec = {
     'augment-views': { type: 'number', help: 'source images per original, the original included: the others zoomed and shifted (1 = none; an epoch grows with it)', default: 1 },
     'augment-zoom': { type: 'string', help: 'with --augment-views: zoom range LO,HI of the extra views (MNIST→USPS 1,1.45; USPS→MNIST 0.69,1)' },
     'augment-shift': { type: 'number', help: 'with --augment-views: largest shift of the extra views in pixels, in x and y' },
+    'domain-hidden': { type: 'string', help: 'hidden Dense widths of the domain classifier, comma-separated (the DANN paper\'s MNIST head: 100)', default: '100' },
+    validation: { type: 'number', help: 'score on N labelled target TRAINING images left out of the sample, instead of the test split (for choosing settings)', default: 0 },
     'image-size': { type: 'number', help: 'side of the square images both domains are resized to', default: 28 },
     'data-root': { type: 'string', help: 'folder holding mnist/ and usps/', default: '../shared/data' },
     quiet: { type: 'boolean', help: 'no per-epoch progress lines' },
@@ -73,6 +77,14 @@ function viewAugmentation(o: ParsedArgs['options'], seed: number): ViewAugmentat
   const aug: ViewAugmentation = { views, zoom: zoom as [number, number], shift: shift ?? 0, seed: seed * 2 + 3 };
   checkViewAugmentation(aug, 'graft adapt (--augment-*)');
   return aug;
+}
+
+function domainHidden(text: string): number[] {
+  const widths = text.split(',').map(Number);
+  if (text.trim() === '' || widths.some((w) => !Number.isInteger(w) || w < 1)) {
+    throw new ArgumentError(`graft adapt: --domain-hidden must be positive integers separated by commas, e.g. 100 or 500,500; got '${text}'.`);
+  }
+  return widths;
 }
 
 const PROTOCOL_SAMPLES: Record<string, number> = { mnist: 2000, usps: 1800 };
@@ -112,6 +124,9 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   if (!Number.isInteger(seed) || seed < 0) throw new ArgumentError(`graft adapt: --seed must be a non-negative integer, got ${seed}.`);
   if (!Number.isInteger(imageSize) || imageSize < 8) throw new ArgumentError(`graft adapt: --image-size must be an integer ≥ 8, got ${imageSize}.`);
   const dataRoot = o['data-root'] as string;
+  const hidden = domainHidden(o['domain-hidden'] as string);
+  const validation = o.validation as number;
+  if (!Number.isInteger(validation) || validation < 0) throw new ArgumentError(`graft adapt: --validation must be a non-negative integer, got ${validation}.`);
   const quiet = o.quiet === true;
 
   const load = (spec: string, split: 'train' | 'test') => loadDomain(spec, { dataRoot, split, imageSize });
@@ -119,8 +134,11 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   let sourceTrain: DomainSet = sampleDomain(await load(source, 'train'), samplesFor(source, o['samples-source'] as number, 'samples-source'), seed * 2 + 1);
   const sourceOriginals = sourceTrain.count;
   if (augmentation) sourceTrain = augmentDomain(sourceTrain, augmentation);
-  let targetTrain: DomainSet = sampleDomain(await load(target, 'train'), samplesFor(target, o['samples-target'] as number, 'samples-target'), seed * 2 + 2);
-  let targetTest: DomainSet = await load(target, 'test');
+  const targetAll = await load(target, 'train');
+  const targetSamples = samplesFor(target, o['samples-target'] as number, 'samples-target');
+  let targetTrain: DomainSet = sampleDomain(targetAll, targetSamples, seed * 2 + 2);
+  let targetTest: DomainSet = validation > 0 ? heldOutDomain(targetAll, Math.min(targetSamples, targetAll.count), validation, seed * 2 + 2) : await load(target, 'test');
+  const scoredOn = validation > 0 ? `${validation} held-out target training images` : 'the target test split';
   if (sourceTrain.imageShape[2] !== targetTrain.imageShape[2]) {
     [sourceTrain, targetTrain, targetTest] = [greyToRgb(sourceTrain), greyToRgb(targetTrain), greyToRgb(targetTest)];
   }
@@ -130,7 +148,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   await init();
   if (!quiet) {
     const views = augmentation ? ` × ${augmentation.views} views, zoom [${augmentation.zoom.join(', ')}], shift ≤ ${augmentation.shift} px` : '';
-    console.log(`adapt ${method}: ${source} (${sourceOriginals} labelled${views}) → ${target} (${targetTrain.count} unlabelled; test ${targetTest.count}), ${epochs} epochs, seed ${seed}`);
+    console.log(`adapt ${method}: ${source} (${sourceOriginals} labelled${views}) → ${target} (${targetTrain.count} unlabelled; scored on ${scoredOn}, ${targetTest.count} images), ${epochs} epochs, seed ${seed}`);
   }
   const started = performance.now();
   const result = await adapt(sourceTrain, targetTrain, targetTest, {
@@ -144,6 +162,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
     lambdaMax: o['lambda-max'] as number,
     batchNorm: o['batch-norm'] === true,
     ...(o['mixed-batch-statistics'] === true ? { perDomainStatistics: false } : {}),
+    network: { domainHidden: hidden },
     onEpoch: (log) => {
       if (!quiet) console.log(progressLine(log, epochs, method));
     },
@@ -166,10 +185,11 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
     lr: o.lr ?? (optimizer === 'sgd' ? 0.01 : 0.001),
     coralWeight: method === 'coral' ? o['coral-weight'] : undefined,
     lambdaMax: method === 'dann' ? o['lambda-max'] : undefined,
+    domainHidden: hidden,
     batchNorm: o['batch-norm'] !== true ? false : method === 'source-only' ? 'source statistics' : o['mixed-batch-statistics'] === true ? 'mixed statistics' : 'per-domain statistics',
     augmentation: augmentation ? { views: augmentation.views, zoom: augmentation.zoom, shift: augmentation.shift } : null,
     samples: { source: sourceOriginals, sourceWithViews: sourceTrain.count, target: targetTrain.count, targetTest: targetTest.count },
-    evaluation: 'target test split (labels used only for this score)',
+    evaluation: validation > 0 ? `${validation} held-out target training images (not in the sample; labels used only for this score)` : 'target test split (labels used only for this score)',
     targetAccuracy: last.targetAccuracy,
     domainAccuracy: last.domainAccuracy,
     sourceAccuracy: last.sourceAccuracy,
@@ -181,7 +201,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   const md = [
     `# graft adapt: ${source} → ${target}, ${method}`,
     '',
-    `Seed ${seed}, ${epochs} epochs, batch ${o['batch-size']} (half source, half target), ${optimizer}, ${sourceOriginals} labelled source${augmentation ? ` (× ${augmentation.views} views: zoom [${augmentation.zoom.join(', ')}], shift ≤ ${augmentation.shift} px)` : ''} and ${targetTrain.count} unlabelled target training images; evaluated on the target's test split (${targetTest.count} images). ${seconds.toFixed(0)} s.`,
+    `Seed ${seed}, ${epochs} epochs, batch ${o['batch-size']} (half source, half target), ${optimizer}, ${sourceOriginals} labelled source${augmentation ? ` (× ${augmentation.views} views: zoom [${augmentation.zoom.join(', ')}], shift ≤ ${augmentation.shift} px)` : ''} and ${targetTrain.count} unlabelled target training images; scored on ${scoredOn} (${targetTest.count} images). ${seconds.toFixed(0)} s.`,
     '',
     `**Target accuracy ${last.targetAccuracy.toFixed(4)}**; domain-classifier accuracy in the last epoch ${last.domainAccuracy.toFixed(4)} (0.5 = domains indistinguishable to it${method === 'dann' ? '' : '; a probe here, with no gradient into the features'}).`,
     '',
@@ -203,7 +223,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
     join(out, 'accuracy.png'),
     plotLines(
       [
-        { label: 'target (test)', values: history.map((h) => h.targetAccuracy) },
+        { label: validation > 0 ? 'target (held-out)' : 'target (test)', values: history.map((h) => h.targetAccuracy) },
         { label: 'source (train)', values: history.map((h) => h.sourceAccuracy) },
       ],
       { title: `${source} -> ${target}: ${method}`, subtitle: 'Accuracy', yLabel: 'accuracy' },

@@ -74,20 +74,38 @@ export async function loadDomain(spec: string, options: DomainSpecOptions): Prom
   return { images, labels: Int32Array.from(labels), count: labels.length, imageShape: [imageSize, imageSize, 3], classNames: ds.classNames };
 }
 
-/** A random subset of `count` images (all of them when count ≥ set.count), drawn from `seed`. */
-export function sampleDomain<T extends DigitSet>(set: T, count: number, seed: number): T {
-  if (!Number.isInteger(count) || count < 1) throw new ArgumentError(`sampleDomain: count must be a positive integer; got ${count}.`);
-  if (count >= set.count) return set;
-  const order = permutation(set.count, seed >>> 0);
+/** The images at order[start], …, order[start + count − 1] of `set`, with their labels. */
+function pick<T extends DigitSet>(set: T, order: ArrayLike<number>, start: number, count: number): T {
   const per = set.imageShape.reduce((a, b) => a * b, 1);
   const images = new Float32Array(count * per);
   const labels = new Int32Array(count);
   for (let i = 0; i < count; i++) {
-    const k = order[i]!;
+    const k = order[start + i]!;
     images.set(set.images.subarray(k * per, (k + 1) * per), i * per);
     labels[i] = set.labels[k]!;
   }
   return { ...set, images, labels, count };
+}
+
+/** A random subset of `count` images (all of them when count ≥ set.count), drawn from `seed`. */
+export function sampleDomain<T extends DigitSet>(set: T, count: number, seed: number): T {
+  if (!Number.isInteger(count) || count < 1) throw new ArgumentError(`sampleDomain: count must be a positive integer; got ${count}.`);
+  if (count >= set.count) return set;
+  return pick(set, permutation(set.count, seed >>> 0), 0, count);
+}
+
+/**
+ * `count` images of `set` that `sampleDomain(set, sampled, seed)` did NOT draw: the next ones of the same
+ * random order. A labelled validation set from the target's training split, disjoint from the unlabelled
+ * images adaptation trains on and from the test split, for choosing settings without scoring on the test.
+ */
+export function heldOutDomain<T extends DigitSet>(set: T, sampled: number, count: number, seed: number): T {
+  if (!Number.isInteger(count) || count < 1) throw new ArgumentError(`heldOutDomain: count must be a positive integer; got ${count}.`);
+  if (!Number.isInteger(sampled) || sampled < 1) throw new ArgumentError(`heldOutDomain: sampled must be a positive integer; got ${sampled}.`);
+  if (sampled + count > set.count) {
+    throw new ArgumentError(`heldOutDomain: the set has ${set.count} images; ${sampled} sampled leave ${Math.max(0, set.count - sampled)}, fewer than the ${count} asked for.`);
+  }
+  return pick(set, permutation(set.count, seed >>> 0), sampled, count);
 }
 
 /** Grey images repeated into three channels, for pairing a digits domain with an RGB folder. */

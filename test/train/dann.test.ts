@@ -288,8 +288,9 @@ describe('graft adapt', () => {
       throw new Error(`this test reads MNIST and USPS from ${data} (see its README.md); they are missing.`);
     }
     const out = join(dir, 'run');
-    // Bad --augment-* combinations are refused before anything is loaded or written.
-    for (const bad of [['--method', 'adabn'], ['--method', 'source-only', '--batch-norm', '--mixed-batch-statistics'], ['--augment-zoom', '1,1.4'], ['--augment-views', '3'], ['--augment-views', '2', '--augment-zoom', '1.4'], ['--augment-views', '2', '--augment-shift', '-1']]) {
+    // Bad --augment-* combinations and shapes are refused before anything is written (USPS train has 7,291
+    // images: 1,800 sampled leave 5,491 for --validation).
+    for (const bad of [['--method', 'adabn'], ['--method', 'source-only', '--batch-norm', '--mixed-batch-statistics'], ['--augment-zoom', '1,1.4'], ['--augment-views', '3'], ['--augment-views', '2', '--augment-zoom', '1.4'], ['--augment-views', '2', '--augment-shift', '-1'], ['--domain-hidden', '0'], ['--domain-hidden', '100,x'], ['--validation', '-1'], ['--validation', '5492']]) {
       expect(await main(['adapt', '--source', 'mnist', '--target', 'usps', '--out', join(dir, 'refused'), '--quiet', ...bad]), bad.join(' ')).toBe(1);
     }
     expect(existsSync(join(dir, 'refused'))).toBe(false);

@@ -11,6 +11,8 @@
  * domain.png (domain-classifier accuracy) and confusion.png (the target confusion matrix).
  * --augment-views N (with --augment-zoom / --augment-shift) gives each sampled source image N − 1 zoomed and
  * shifted views (src/data/domain-augment.ts) before training; an epoch then has N times the steps.
+ * --augment-target-views N --augment-target-shift PX gives each unlabelled target image N − 1 shifted copies
+ * (at the target's own scale), so that the domain classifier cannot learn the few target images by heart.
  * --validation N scores on N labelled images of the target's TRAINING split that the sample left out
  * (heldOutDomain) instead of the test split: for choosing settings without looking at the test split.
  */
@@ -49,6 +51,8 @@ export const adaptCommand: CommandSpec = {
     'augment-views': { type: 'number', help: 'source images per original, the original included: the others zoomed and shifted (1 = none; an epoch grows with it)', default: 1 },
     'augment-zoom': { type: 'string', help: 'with --augment-views: zoom range LO,HI of the extra views (MNIST→USPS 1,1.45; USPS→MNIST 0.69,1)' },
     'augment-shift': { type: 'number', help: 'with --augment-views: largest shift of the extra views in pixels, in x and y' },
+    'augment-target-views': { type: 'number', help: 'unlabelled target images per original, the original included; the others shifted by up to --augment-target-shift px (1 = none)', default: 1 },
+    'augment-target-shift': { type: 'number', help: 'with --augment-target-views: largest shift of the target\'s extra views in pixels, in x and y' },
     'domain-hidden': { type: 'string', help: 'hidden Dense widths of the domain classifier, comma-separated (the DANN paper\'s MNIST head: 100)', default: '100' },
     validation: { type: 'number', help: 'score on N labelled target TRAINING images left out of the sample, instead of the test split (for choosing settings)', default: 0 },
     'image-size': { type: 'number', help: 'side of the square images both domains are resized to', default: 28 },
@@ -85,6 +89,24 @@ function domainHidden(text: string): number[] {
     throw new ArgumentError(`graft adapt: --domain-hidden must be positive integers separated by commas, e.g. 100 or 500,500; got '${text}'.`);
   }
   return widths;
+}
+
+/**
+ * The --augment-target-* options: shifted copies of the unlabelled target images (the target keeps its own
+ * scale: it is what the source is aligned to), or null for none. Only the methods that use the target
+ * (dann, coral, adabn) see them; source-only's probe does too, but nothing of it reaches the features.
+ */
+function targetAugmentation(o: ParsedArgs['options'], seed: number): ViewAugmentation | null {
+  const views = o['augment-target-views'] as number;
+  const shift = o['augment-target-shift'] as number | undefined;
+  if (!Number.isInteger(views) || views < 1) throw new ArgumentError(`graft adapt: --augment-target-views must be an integer ≥ 1, got ${views}.`);
+  if (views === 1 && shift === undefined) return null;
+  if (views === 1 || shift === undefined || !(shift > 0)) {
+    throw new ArgumentError(`graft adapt: --augment-target-views (≥ 2) and --augment-target-shift (> 0 px) go together; got views ${views}, shift ${shift ?? 'none'}.`);
+  }
+  const aug: ViewAugmentation = { views, zoom: [1, 1], shift, seed: seed * 2 + 4 };
+  checkViewAugmentation(aug, 'graft adapt (--augment-target-*)');
+  return aug;
 }
 
 const PROTOCOL_SAMPLES: Record<string, number> = { mnist: 2000, usps: 1800 };
@@ -131,12 +153,15 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
 
   const load = (spec: string, split: 'train' | 'test') => loadDomain(spec, { dataRoot, split, imageSize });
   const augmentation = viewAugmentation(o, seed);
+  const targetViews = targetAugmentation(o, seed);
   let sourceTrain: DomainSet = sampleDomain(await load(source, 'train'), samplesFor(source, o['samples-source'] as number, 'samples-source'), seed * 2 + 1);
   const sourceOriginals = sourceTrain.count;
   if (augmentation) sourceTrain = augmentDomain(sourceTrain, augmentation);
   const targetAll = await load(target, 'train');
   const targetSamples = samplesFor(target, o['samples-target'] as number, 'samples-target');
   let targetTrain: DomainSet = sampleDomain(targetAll, targetSamples, seed * 2 + 2);
+  const targetOriginals = targetTrain.count;
+  if (targetViews) targetTrain = augmentDomain(targetTrain, targetViews);
   let targetTest: DomainSet = validation > 0 ? heldOutDomain(targetAll, Math.min(targetSamples, targetAll.count), validation, seed * 2 + 2) : await load(target, 'test');
   const scoredOn = validation > 0 ? `${validation} held-out target training images` : 'the target test split';
   if (sourceTrain.imageShape[2] !== targetTrain.imageShape[2]) {
@@ -148,7 +173,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   await init();
   if (!quiet) {
     const views = augmentation ? ` × ${augmentation.views} views, zoom [${augmentation.zoom.join(', ')}], shift ≤ ${augmentation.shift} px` : '';
-    console.log(`adapt ${method}: ${source} (${sourceOriginals} labelled${views}) → ${target} (${targetTrain.count} unlabelled; scored on ${scoredOn}, ${targetTest.count} images), ${epochs} epochs, seed ${seed}`);
+    console.log(`adapt ${method}: ${source} (${sourceOriginals} labelled${views}) → ${target} (${targetOriginals} unlabelled${targetViews ? ` × ${targetViews.views} views, shift ≤ ${targetViews.shift} px` : ''}; scored on ${scoredOn}, ${targetTest.count} images), ${epochs} epochs, seed ${seed}`);
   }
   const started = performance.now();
   const result = await adapt(sourceTrain, targetTrain, targetTest, {
@@ -188,7 +213,8 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
     domainHidden: hidden,
     batchNorm: o['batch-norm'] !== true ? false : method === 'source-only' ? 'source statistics' : o['mixed-batch-statistics'] === true ? 'mixed statistics' : 'per-domain statistics',
     augmentation: augmentation ? { views: augmentation.views, zoom: augmentation.zoom, shift: augmentation.shift } : null,
-    samples: { source: sourceOriginals, sourceWithViews: sourceTrain.count, target: targetTrain.count, targetTest: targetTest.count },
+    targetAugmentation: targetViews ? { views: targetViews.views, shift: targetViews.shift } : null,
+    samples: { source: sourceOriginals, sourceWithViews: sourceTrain.count, target: targetOriginals, targetWithViews: targetTrain.count, targetTest: targetTest.count },
     evaluation: validation > 0 ? `${validation} held-out target training images (not in the sample; labels used only for this score)` : 'target test split (labels used only for this score)',
     targetAccuracy: last.targetAccuracy,
     domainAccuracy: last.domainAccuracy,
@@ -201,7 +227,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   const md = [
     `# graft adapt: ${source} → ${target}, ${method}`,
     '',
-    `Seed ${seed}, ${epochs} epochs, batch ${o['batch-size']} (half source, half target), ${optimizer}, ${sourceOriginals} labelled source${augmentation ? ` (× ${augmentation.views} views: zoom [${augmentation.zoom.join(', ')}], shift ≤ ${augmentation.shift} px)` : ''} and ${targetTrain.count} unlabelled target training images; scored on ${scoredOn} (${targetTest.count} images). ${seconds.toFixed(0)} s.`,
+    `Seed ${seed}, ${epochs} epochs, batch ${o['batch-size']} (half source, half target), ${optimizer}, ${sourceOriginals} labelled source${augmentation ? ` (× ${augmentation.views} views: zoom [${augmentation.zoom.join(', ')}], shift ≤ ${augmentation.shift} px)` : ''} and ${targetOriginals} unlabelled target training images${targetViews ? ` (× ${targetViews.views} views: shift ≤ ${targetViews.shift} px)` : ''}; scored on ${scoredOn} (${targetTest.count} images). ${seconds.toFixed(0)} s.`,
     '',
     `**Target accuracy ${last.targetAccuracy.toFixed(4)}**; domain-classifier accuracy in the last epoch ${last.domainAccuracy.toFixed(4)} (0.5 = domains indistinguishable to it${method === 'dann' ? '' : '; a probe here, with no gradient into the features'}).`,
     '',

@@ -3,7 +3,7 @@ import { heldOutDomain, sampleDomain } from '../../src/data/domain-spec.js';
 import { ArgumentError } from '../../src/errors.js';
 
 /** 50 one-pixel "images" whose value is their index, so a subset tells which images it holds. */
-const set = { images: Float32Array.from({ length: 50 }, (_, i) => i), labels: Int32Array.from({ length: 50 }, (_, i) => i % 10), count: 50, imageShape: [1, 1, 1] as const, classNames: ['a'] };
+const set = { images: Float32Array.from({ length: 50 }, (_, i) => i), labels: Int32Array.from({ length: 50 }, (_, i) => i % 10), count: 50, imageShape: [1, 1, 1] as [number, number, number], classNames: ['a'] };
 
 describe('sampleDomain and heldOutDomain', () => {
   test('the held-out images are disjoint from the sample, distinct, and keep their labels', () => {

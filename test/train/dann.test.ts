@@ -290,15 +290,16 @@ describe('graft adapt', () => {
     const out = join(dir, 'run');
     // Bad --augment-* combinations and shapes are refused before anything is written (USPS train has 7,291
     // images: 1,800 sampled leave 5,491 for --validation).
-    for (const bad of [['--method', 'adabn'], ['--method', 'source-only', '--batch-norm', '--mixed-batch-statistics'], ['--augment-zoom', '1,1.4'], ['--augment-views', '3'], ['--augment-views', '2', '--augment-zoom', '1.4'], ['--augment-views', '2', '--augment-shift', '-1'], ['--domain-hidden', '0'], ['--domain-hidden', '100,x'], ['--validation', '-1'], ['--validation', '5492']]) {
+    for (const bad of [['--method', 'adabn'], ['--method', 'source-only', '--batch-norm', '--mixed-batch-statistics'], ['--augment-zoom', '1,1.4'], ['--augment-views', '3'], ['--augment-views', '2', '--augment-zoom', '1.4'], ['--augment-views', '2', '--augment-shift', '-1'], ['--domain-hidden', '0'], ['--domain-hidden', '100,x'], ['--validation', '-1'], ['--validation', '5492'], ['--augment-target-views', '3'], ['--augment-target-shift', '2'], ['--augment-target-views', '2', '--augment-target-shift', '0']]) {
       expect(await main(['adapt', '--source', 'mnist', '--target', 'usps', '--out', join(dir, 'refused'), '--quiet', ...bad]), bad.join(' ')).toBe(1);
     }
     expect(existsSync(join(dir, 'refused'))).toBe(false);
-    const code = await main(['adapt', '--source', 'mnist', '--target', 'usps', '--method', 'dann', '--epochs', '2', '--samples-source', '32', '--samples-target', '64', '--batch-size', '32', '--augment-views', '2', '--augment-zoom', '1,1.4', '--augment-shift', '1', '--out', out, '--quiet']);
+    const code = await main(['adapt', '--source', 'mnist', '--target', 'usps', '--method', 'dann', '--epochs', '2', '--samples-source', '32', '--samples-target', '64', '--batch-size', '32', '--augment-views', '2', '--augment-zoom', '1,1.4', '--augment-shift', '1', '--augment-target-views', '2', '--augment-target-shift', '1', '--out', out, '--quiet']);
     expect(code).toBe(0);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
     expect(report.method).toBe('dann');
-    expect(report.samples).toEqual({ source: 32, sourceWithViews: 64, target: 64, targetTest: 2007 });
+    expect(report.samples).toEqual({ source: 32, sourceWithViews: 64, target: 64, targetWithViews: 128, targetTest: 2007 });
+    expect(report.targetAugmentation).toEqual({ views: 2, shift: 1 });
     expect(report.augmentation).toEqual({ views: 2, zoom: [1, 1.4], shift: 1 });
     expect(report.history).toHaveLength(2);
     expect(report.targetAccuracy).toBeGreaterThanOrEqual(0);

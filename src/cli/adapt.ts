@@ -162,7 +162,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   let targetTrain: DomainSet = sampleDomain(targetAll, targetSamples, seed * 2 + 2);
   const targetOriginals = targetTrain.count;
   if (targetViews) targetTrain = augmentDomain(targetTrain, targetViews);
-  let targetTest: DomainSet = validation > 0 ? heldOutDomain(targetAll, Math.min(targetSamples, targetAll.count), validation, seed * 2 + 2) : await load(target, 'test');
+  let targetTest: DomainSet = validation > 0 ? heldOutDomain(targetAll, Math.min(targetSamples, targetAll.count), validation, seed * 2 + 2, 'graft adapt --validation') : await load(target, 'test');
   const scoredOn = validation > 0 ? `${validation} held-out target training images` : 'the target test split';
   if (sourceTrain.imageShape[2] !== targetTrain.imageShape[2]) {
     [sourceTrain, targetTrain, targetTest] = [greyToRgb(sourceTrain), greyToRgb(targetTrain), greyToRgb(targetTest)];

@@ -98,12 +98,13 @@ export function sampleDomain<T extends DigitSet>(set: T, count: number, seed: nu
  * `count` images of `set` that `sampleDomain(set, sampled, seed)` did NOT draw: the next ones of the same
  * random order. A labelled validation set from the target's training split, disjoint from the unlabelled
  * images adaptation trains on and from the test split, for choosing settings without scoring on the test.
+ * `fn` names the caller in error messages (e.g. the CLI flag that asked).
  */
-export function heldOutDomain<T extends DigitSet>(set: T, sampled: number, count: number, seed: number): T {
-  if (!Number.isInteger(count) || count < 1) throw new ArgumentError(`heldOutDomain: count must be a positive integer; got ${count}.`);
-  if (!Number.isInteger(sampled) || sampled < 1) throw new ArgumentError(`heldOutDomain: sampled must be a positive integer; got ${sampled}.`);
+export function heldOutDomain<T extends DigitSet>(set: T, sampled: number, count: number, seed: number, fn = 'heldOutDomain'): T {
+  if (!Number.isInteger(count) || count < 1) throw new ArgumentError(`${fn}: count must be a positive integer; got ${count}.`);
+  if (!Number.isInteger(sampled) || sampled < 1) throw new ArgumentError(`${fn}: sampled must be a positive integer; got ${sampled}.`);
   if (sampled + count > set.count) {
-    throw new ArgumentError(`heldOutDomain: the set has ${set.count} images; ${sampled} sampled leave ${Math.max(0, set.count - sampled)}, fewer than the ${count} asked for.`);
+    throw new ArgumentError(`${fn}: the set has ${set.count} images; ${sampled} sampled leave ${Math.max(0, set.count - sampled)}, fewer than the ${count} asked for.`);
   }
   return pick(set, permutation(set.count, seed >>> 0), sampled, count);
 }

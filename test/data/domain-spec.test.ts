@@ -25,6 +25,7 @@ describe('sampleDomain and heldOutDomain', () => {
     expect(() => heldOutDomain(set, 40, 11, 1)).toThrow(ArgumentError);
     expect(() => heldOutDomain(set, 40, 11, 1)).toThrow(/50 images; 40 sampled leave 10, fewer than the 11/);
     expect(() => heldOutDomain(set, 40, 0, 1)).toThrow(/count must be a positive integer/);
+    expect(() => heldOutDomain(set, 40, 11, 1, 'graft adapt --validation')).toThrow(/^graft adapt --validation: the set has 50 images/);
     expect(heldOutDomain(set, 40, 10, 1).count).toBe(10);
   });
 });

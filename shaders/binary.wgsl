@@ -7,6 +7,7 @@
 override OP: u32 = 0u;
 override BROADCAST: bool = false;
 override WG: u32 = 64u;
+override RUN: u32 = 4u;   // vec4s per invocation in main_vec4
 
 struct Params {
   n: u32,
@@ -23,6 +24,10 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<Elem>;
 @group(0) @binding(2) var<storage, read> b: array<Elem>;
 @group(0) @binding(3) var<storage, read_write> out: array<Elem>;
+// The same buffers seen as vec4 (main_vec4; a binding number may be reused across entry points).
+@group(0) @binding(1) var<storage, read> a4: array<vec4<Elem>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<Elem>>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<Elem>>;
 
 // Keep in sync with BINARY_OPS in src/ops/elementwise.ts.
 fn apply(x: f32, y: f32) -> f32 {
@@ -67,4 +72,22 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     ib += c * dim(p.b_strides, u32(d));
   }
   out[i] = Elem(apply(f32(a[ia]), f32(b[ib])));
+}
+
+/**
+ * Without broadcasting and for n % 4 == 0: the inputs and the output read as vec4, RUN vec4s per
+ * invocation, a workgroup's invocations taking WG adjacent vec4s at a time (as unary.wgsl's main_vec4).
+ */
+@compute @workgroup_size(WG)
+fn main_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32, @builtin(num_workgroups) nwg: vec3u) {
+  let n4 = p.n / 4u;
+  var v = (wid.x + wid.y * nwg.x) * WG * RUN + lane;
+  for (var j = 0u; j < RUN; j++) {
+    if (v < n4) {
+      let x = vec4f(a4[v]);
+      let y = vec4f(b4[v]);
+      out4[v] = vec4<Elem>(vec4f(apply(x.x, y.x), apply(x.y, y.y), apply(x.z, y.z), apply(x.w, y.w)));
+    }
+    v += WG;
+  }
 }

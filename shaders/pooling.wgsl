@@ -14,11 +14,16 @@
 //   avg_forward          y[o] = Σ window / (number of valid positions)
 //   max_backward         dx[i] = Σ g[o] over the windows o that contain i and chose i as their arg-max
 //   avg_backward         dx[i] = Σ g[o] / count(o) over the windows o that contain i
+//   max_backward_tiled   max_backward where the windows tile the input (below); runs over output pixels
 //
 // The backward passes are gathers over input positions rather than scatters from outputs: windows overlap
 // when stride < pool size (ResNet's 3×3/2), so a scatter would need atomic float adds. Input row py (in
 // padded coordinates, py = iy + pad_top) lies in window row oh exactly when oh·stride_h ≤ py < oh·stride_h
 // + pool_h, i.e. for oh from ceil((py − pool_h + 1) / stride_h) to floor(py / stride_h); likewise columns.
+// Where the windows tile the input exactly (stride = pool size, no padding, input = output · stride: the
+// 2×2/2 pools of VGG16 and LeNet at even sizes), every input lies in exactly one window, and the scatter
+// is safe: max_backward_tiled writes each window's inputs from its output, g[o] at the arg-max and 0
+// elsewhere, reading g and the arg-max once per window instead of once per input.
 
 override WG: u32 = 64u;
 override RUN: u32 = 8u;   // channels per invocation
@@ -211,5 +216,24 @@ fn avg_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
       }
     }
     dx_avg[i + j] = total;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn max_backward_tiled(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = flat_id(gid, nwg);
+  if (r >= p.n) { return; }
+  let at = run_start(r, p.out_h, p.out_w);
+  let top = at.y * p.stride_h;
+  let left = at.z * p.stride_w;
+  let o = y_index(at.x, at.y, at.z, at.w);
+  for (var j = 0u; j < run_count(at.w); j++) {
+    let grad = g[o + j];
+    let chosen = argmax_in[o + j];
+    for (var ky = 0u; ky < p.pool_h; ky++) {
+      for (var kx = 0u; kx < p.pool_w; kx++) {
+        dx[x_index(at.x, top + ky, left + kx, at.w + j)] = select(0.0, grad, ky * p.pool_w + kx == chosen);
+      }
+    }
   }
 }

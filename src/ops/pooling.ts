@@ -162,10 +162,20 @@ export function maxPool2dRaw(x: Tensor, g: PoolGeometry, withArgmax: boolean): {
   return { y, argmax };
 }
 
-/** dx for max pooling from the upstream gradient and the saved arg-max. */
+/** Whether the windows tile the input exactly, so each input lies in exactly one window (see pooling.wgsl). */
+export function windowsTile(g: PoolGeometry): boolean {
+  return g.strideHeight === g.poolHeight && g.strideWidth === g.poolWidth && g.padTop === 0 && g.padLeft === 0 &&
+    g.outHeight * g.strideHeight === g.height && g.outWidth * g.strideWidth === g.width;
+}
+
+/**
+ * dx for max pooling from the upstream gradient and the saved arg-max: a scatter over the output's windows
+ * where they tile the input, else a gather over the input's pixels.
+ */
 export function maxPool2dBackwardRaw(grad: Tensor, argmax: Tensor, g: PoolGeometry): Tensor {
   const dx = Tensor.empty(inShapeOf(g), 'f32', 'maxPool2d backward');
-  run('maxPool2d backward', 'max_backward', dx.size, g, [grad, argmax], [dx]);
+  if (windowsTile(g)) run('maxPool2d backward', 'max_backward_tiled', grad.size, g, [grad, argmax], [dx]);
+  else run('maxPool2d backward', 'max_backward', dx.size, g, [grad, argmax], [dx]);
   return dx;
 }
 

@@ -9,8 +9,10 @@ import { tidy } from '../../src/tensor/scope.js';
 import { noGrad } from '../../src/autograd/tape.js';
 import * as ops from '../../src/ops/index.js';
 import {
-  type Pool2dOptions, type PoolGeometry, avgPool2dBackwardRef, avgPool2dRef, maxPool2dBackwardRef, maxPool2dRaw, maxPool2dRef, poolGeometry,
+  type Pool2dOptions, type PoolGeometry, avgPool2dBackwardRef, avgPool2dRef, maxPool2dBackwardRaw, maxPool2dBackwardRef, maxPool2dRaw, maxPool2dRef,
+  poolGeometry, windowsTile,
 } from '../../src/ops/pooling.js';
+import { runtime } from '../../src/gpu/runtime.js';
 import { zeroPadding2dRef } from '../../src/ops/padding.js';
 import { ArgumentError, ShapeError } from '../../src/errors.js';
 
@@ -150,6 +152,41 @@ describe('gradients', () => {
       }),
       { numRuns: 15 },
     );
+  });
+});
+
+describe('max pooling backward where the windows tile the input (the scatter entry)', () => {
+  const cases: Array<{ shape: [number, number, number, number]; options: Pool2dOptions; tiles: boolean }> = [
+    { shape: [2, 6, 8, 5], options: { poolSize: 2 }, tiles: true },
+    { shape: [1, 9, 6, 13], options: { poolSize: [3, 2] }, tiles: true },
+    { shape: [3, 4, 4, 8], options: { poolSize: [1, 2], padding: 'same' }, tiles: true },
+    { shape: [1, 1, 1, 3], options: { poolSize: 1 }, tiles: true },
+    { shape: [2, 7, 8, 5], options: { poolSize: 2 }, tiles: false },                  // a row left over
+    { shape: [2, 7, 7, 5], options: { poolSize: 2, padding: 'same' }, tiles: false }, // padded
+    { shape: [2, 8, 8, 5], options: { poolSize: 2, strides: 3 }, tiles: false },      // gaps between windows
+  ];
+  test('tiling geometries take max_backward_tiled, the others the gather; both match the reference, ties included', async () => {
+    for (const [i, c] of cases.entries()) {
+      const g = poolGeometry('test', c.shape, c.options);
+      expect(windowsTile(g)).toBe(c.tiles);
+      const data = randomData(sizeOf(c.shape), 40 + i).map((v) => Math.round(2 * v)); // many ties
+      const weights = randomData(g.batch * g.outHeight * g.outWidth * g.channels, 60 + i);
+      const p = runtime().profiler;
+      p.start();
+      const dx = noGrad(() => {
+        const { y, argmax } = maxPool2dRaw(tensor(data, c.shape), g, true);
+        y.dispose();
+        const grad = tensor(weights, [g.batch, g.outHeight, g.outWidth, g.channels]);
+        const out = maxPool2dBackwardRaw(grad, argmax!, g);
+        argmax!.dispose();
+        grad.dispose();
+        return out;
+      });
+      const kernels = (await p.stop()).map((r) => r.kernel.split('[')[0]);
+      expect(kernels).toContain(c.tiles ? 'pooling:max_backward_tiled' : 'pooling:max_backward');
+      expectClose(await dx.floats(), maxPool2dBackwardRef(weights, maxPool2dRef(data, g).source, g), { rtol: 0, atol: 0 }, `dx, case ${i}`);
+      dx.dispose();
+    }
   });
 });
 

@@ -4,7 +4,7 @@
  * TensorFlow.js's WebGPU backend (tf.fused.conv2d, NHWC, the same bias and activation) on the same adapter.
  *
  *   npm run bench -- conv [--size 64|224|64,224] [--model vgg16|resnet50] [--no-tfjs] [--no-backward]
- *                         [--tfjs-backward] [--version v1|v2|v3|matmul|winograd] [--runs 3] [--batch 8]
+ *                         [--tfjs-backward] [--version v1|v2|v3|matmul|col2im|winograd] [--runs 3] [--batch 8]
  *
  * The default is both models at both sizes: 7 minutes on lavapipe (2 cores, load average ~4), most of it
  * VGG16 at 224 (245 GFLOP per forward pass of 8 images) and tfjs there (2–4 GFLOP/s). `--size 64` runs in

@@ -20,6 +20,11 @@
  *                                             [N·H·W, Cin]·[Cin, Cout] (dX: ·[Cin, Cout]ᵀ), bias and relu
  *                                             fused by `dense`. Forward and dX only: dW goes to v3/v2,
  *                                             whose split-K keeps both cores busy on a small filter.
+ *   col2im  src/ops/conv-col2im.ts            dX only: one GEMM dY·wᵀ into columns, then a gather of the
+ *           shaders/conv2d_col2im.wgsl        columns into dX. It skips the zeros of dY's padding that the
+ *                                             v3 gather multiplies; chosen by a cost model where that
+ *                                             waste outweighs writing the columns (a 5×5 kernel on a small
+ *                                             image), if the columns fit 64 MiB.
  *   winograd src/ops/conv-winograd.ts         all three passes of a 3×3 stride-1 convolution (dX as a
  *           shaders/conv2d_winograd.wgsl      convolution with the filter turned, dW as the forward pass's
  *                                             adjoint) by Winograd F(4×4, 3×3) or F(2×2, 3×3): 4× or 2.25×
@@ -27,8 +32,8 @@
  *                                             Channel counts in multiples of 4; chosen automatically where
  *                                             its cost model says it is cheaper.
  * `convKernelFor` picks the best valid version for a pass; `forceConvVersion` pins one (tests, bench),
- * falling back to the next best where the pinned one cannot run (v3 → v2; matmul → v3 → v2; winograd → the
- * automatic choice among the others).
+ * falling back to the next best where the pinned one cannot run (v3 → v2; matmul → v3 → v2; col2im → v3 →
+ * v2; winograd → the automatic choice among the others).
  *
  * dX runs the forward kernel's gather backwards, once per stride phase (see conv2d_v3.wgsl), on the
  * filter with its channel dims swapped, wᵀ [KH, KW, Cout, Cin]: v3 reads w that way in place (entry
@@ -44,10 +49,11 @@ import { dense, matmul, subgroupKernelSupported } from './matmul.js';
 import { addResidualRaw } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
 import { transposeRaw } from './shape.js';
+import { col2imFits, col2imIsCheaper, conv2dCol2imInputGradRaw } from './conv-col2im.js';
 import { conv2dWinogradFilterGradRaw, conv2dWinogradInputGradRaw, conv2dWinogradRaw, inputGradGeometry, winogradApplies } from './conv-winograd.js';
 
-export type ConvVersion = 'v1' | 'v2' | 'v3' | 'matmul' | 'winograd';
-export const CONV_VERSIONS: readonly ConvVersion[] = ['v1', 'v2', 'v3', 'matmul', 'winograd'];
+export type ConvVersion = 'v1' | 'v2' | 'v3' | 'matmul' | 'col2im' | 'winograd';
+export const CONV_VERSIONS: readonly ConvVersion[] = ['v1', 'v2', 'v3', 'matmul', 'col2im', 'winograd'];
 export type ConvActivation = 'none' | 'relu';
 export type ConvPass = 'forward' | 'inputGrad' | 'filterGrad';
 
@@ -121,10 +127,13 @@ export function convKernelFor(g: ConvGeometry, pass: ConvPass): ConvVersion {
   const matmulOk = pass !== 'filterGrad' && isPointwise(g);
   const winogradOk = winogradFor(g, pass, forced === 'winograd');
   const best: ConvVersion = v3ok ? 'v3' : 'v2';
+  // col2im's GEMM runs on matmul v3 (which needs subgroups), and it writes dX in f32 as v3 does.
+  const col2imOk = pass === 'inputGrad' && v3ok && (forced === 'col2im' ? col2imFits(g) : col2imIsCheaper(g));
   if (forced === 'v1' || forced === 'v2') return forced;
   if (forced === 'v3') return best;
   if (forced === 'matmul') return matmulOk ? 'matmul' : best;
-  return winogradOk ? 'winograd' : matmulOk ? 'matmul' : best;
+  if (forced === 'col2im') return col2imOk ? 'col2im' : best;
+  return winogradOk ? 'winograd' : matmulOk ? 'matmul' : col2imOk ? 'col2im' : best;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -244,6 +253,7 @@ export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, acti
     return withViews(residual ? [x, w, residual] : [x, w], [[rows, g.C], [g.C, g.F], [rows, g.F]], ([xm, wm, rm]) => dense(xm!, wm!, bias, activation, rm ?? null), shape);
   }
   if (version === 'winograd') return conv2dWinogradRaw(x, w, bias, activation, g, residual);
+  if (version === 'col2im') throw new Error('conv2d: internal error: col2im was chosen for a forward pass; it computes dX only.');
   if (residual && version !== 'v3') return addResidualRaw(conv2dForwardRaw(x, w, bias, 'none', g), residual, activation);
   const storage = storageOf(x);
   if (storage === 'f16' && version !== 'v3') {
@@ -271,14 +281,15 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeometry): Tens
     return withViews([dy, w], [[g.N * g.OH * g.OW, g.F], [g.C, g.F]], ([dym, wm]) => matmul(dym!, wm!, { transposeB: true }), shape);
   }
   if (version === 'winograd') return conv2dWinogradInputGradRaw(dy, w, g);
+  if (version === 'col2im' && dy.dtype === 'f32' && w.dtype === 'f32') return conv2dCol2imInputGradRaw(dy, w, g);
   const dx = Tensor.empty(shape, 'f32', 'conv2d dX');
   if (dx.size === 0) return dx;
   if (version === 'v1') {
     naive('inputGrad', g, [dy, w], dx, 'none', false);
     return dx;
   }
-  // Here version is v2 or v3 (matmul and winograd returned above).
-  const gv = version === 'v3' ? 'v3' : 'v2';
+  // Here version is v2 or v3 (matmul, winograd and col2im returned above; col2im with f16 operands runs v3).
+  const gv = version === 'v3' || version === 'col2im' ? 'v3' : 'v2';
   // v3 reads w [KH, KW, C, F] as the transposed filter it needs (F % 4 == 0); otherwise w is transposed once.
   const readTransposed = gv === 'v3' && g.F % 4 === 0;
   const filter = readTransposed ? w : transposeRaw(w, [0, 1, 3, 2]);

@@ -186,7 +186,8 @@ const conv2dInputGradCase: KernelCase = {
   // v2 (and v3 when Cout % 4 != 0) transpose w first: shape.wgsl on a CPU adapter, transpose.wgsl on a GPU.
   // 'matmul' runs a 1×1, stride-1, unpadded dX as dy · wᵀ; other shapes fall back to v3 (or v2). 'winograd'
   // runs a 3×3 stride-1 dX as the forward pass of dy with the filter turned (transforms around a batched matmul).
-  shaders: ['conv2d_v1', 'conv2d_v2', 'conv2d_v3', 'conv2d_winograd', 'shape', 'transpose', 'matmul_v2', 'matmul_v3'],
+  // 'col2im' runs dy · wᵀ into columns (matmul) and gathers them into dX (conv2d_col2im) where they fit 64 MiB.
+  shaders: ['conv2d_v1', 'conv2d_v2', 'conv2d_v3', 'conv2d_winograd', 'conv2d_col2im', 'shape', 'transpose', 'matmul_v2', 'matmul_v3'],
   params: CONV_PARAMS,
   versions: CONV_VERSIONS,
   prepare(p, version) {

@@ -8,6 +8,11 @@
 //   main      one invocation per output element: good when there are many outputs (e.g. per-row sums);
 //   main_wg   one workgroup per output element, WG invocations striding over r, then a tree reduction in
 //             workgroup memory: good when there are few outputs and long rows (e.g. a loss's mean).
+//   columns   the first pass of a column reduction of an f32 [R, C] matrix over its rows (C % 4 == 0):
+//             a bias gradient, Σ over N·H·W pixels per channel. Invocation (s, cg) combines rows
+//             [s·L, (s+1)·L) of the vec4 of columns cg into partial[s, cg]; `main` then reduces the S rows
+//             of partials. main_wg would give each channel a workgroup whose lanes read one value per
+//             cache line, C values apart; here each row's vec4s are read by adjacent lanes, once.
 
 override OP: u32 = 0u;   // 0 sum, 1 max
 override WG: u32 = 64u;
@@ -105,4 +110,34 @@ fn main_wg(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid:
   if (lid.x == 0u && o < p.n_out) {
     y[o] = Elem(partial[0] * p.scale);
   }
+}
+
+struct ColumnParams {
+  rows: u32,              // R
+  columns4: u32,          // C / 4
+  rows_per: u32,          // L
+  invocations: u32,       // S · C/4
+}
+
+@group(0) @binding(0) var<uniform> pc: ColumnParams;
+@group(0) @binding(1) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> partial4: array<vec4f>;
+
+fn combine4(a: vec4f, b: vec4f) -> vec4f {
+  if (OP == 1u) { return max(a, b); }
+  return a + b;
+}
+
+@compute @workgroup_size(WG)
+fn columns(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= pc.invocations) { return; }
+  let cg = i % pc.columns4;
+  let s = i / pc.columns4;
+  let first = s * pc.rows_per;
+  var acc = vec4f(identity());
+  for (var r = first; r < min(first + pc.rows_per, pc.rows); r++) {
+    acc = combine4(acc, x4[r * pc.columns4 + cg]);
+  }
+  partial4[i] = acc;
 }

@@ -7,7 +7,7 @@ import { Uniforms } from '../gpu/uniforms.js';
 import { type Shape, Tensor, sizeOf } from '../tensor/tensor.js';
 import { broadcastAxes } from './broadcast.js';
 import { binaryRaw, broadcastTo, div, mul, mulScalar } from './elementwise.js';
-import { floatStorage, grid1d, launch, normalizeAxes, sameShape, stridesOf } from './kernel.js';
+import { floatStorage, grid1d, launch, normalizeAxes, sameShape, storageOf, stridesOf } from './kernel.js';
 
 export type ReduceKind = 'sum' | 'mean' | 'max';
 
@@ -59,15 +59,54 @@ export function reduceRaw(kind: ReduceKind, x: Tensor, axes: number[], keepDims:
   if (out.size === 0) return out;
   const { kept, red } = reductionPlan(x.shape, axes);
   if (kept.length > 8 || red.length > 8) throw new Error(`${kind}: too many dimensions after merging`);
+  const scale = kind === 'mean' ? 1 / Math.max(nRed, 1) : 1;
+  const columns = columnReduction(storage, kept, red);
+  if (columns) {
+    // Two passes: partial[s, c] over blocks of rows, then the S rows of partials.
+    const partial = Tensor.empty([columns.S, columns.C], 'f32', `${kind} partial`);
+    launch(kind, {
+      shader: 'reduce',
+      entry: 'columns',
+      constants: { OP: kind === 'max' ? 1 : 0, WG },
+      uniforms: new Uniforms().u32(columns.R).u32(columns.C / 4).u32(columns.L).u32((columns.S * columns.C) / 4),
+      inputs: [x],
+      outputs: [partial],
+      workgroups: grid1d((columns.S * columns.C) / 4, WG),
+      flops: x.size,
+    });
+    reducePass(kind, partial, out, [[columns.C, 1]], [[columns.S, columns.C]], columns.S, scale);
+    partial.dispose();
+    return out;
+  }
+  reducePass(kind, x, out, kept, red, nRed, scale);
+  return out;
+}
+
+/**
+ * A column reduction of an f32 [R, C] matrix over its rows, with C % 4 == 0 and R long: the shape of a bias
+ * gradient. Returns its dimensions and the rows per invocation L of the first pass (S = ⌈R / L⌉ ≤ 64
+ * blocks, at least 32 rows each), or null for any other reduction.
+ */
+function columnReduction(storage: string, kept: Array<[number, number]>, red: Array<[number, number]>): { R: number; C: number; L: number; S: number } | null {
+  if (storage !== 'f32' || kept.length !== 1 || red.length !== 1) return null;
+  const [C, keptStride] = kept[0]!;
+  const [R, redStride] = red[0]!;
+  if (keptStride !== 1 || redStride !== C || C % 4 !== 0 || R < LONG_ROW) return null;
+  const L = Math.max(32, Math.ceil(R / 64));
+  return { R, C, L, S: Math.ceil(R / L) };
+}
+
+/** One dispatch of `main` or `main_wg` reducing x into out along the merged dims of the plan. */
+function reducePass(kind: ReduceKind, x: Tensor, out: Tensor, kept: Array<[number, number]>, red: Array<[number, number]>, nRed: number, scale: number): void {
   const u = new Uniforms()
     .u32(out.size).u32(nRed).u32(kept.length).u32(red.length)
-    .f32(kind === 'mean' ? 1 / Math.max(nRed, 1) : 1).u32(0).u32(0).u32(0)
+    .f32(scale).u32(0).u32(0).u32(0)
     .dims8(kept.map((k) => k[0])).dims8(kept.map((k) => k[1]), 0)
     .dims8(red.map((k) => k[0])).dims8(red.map((k) => k[1]), 0);
   const perWorkgroup = nRed >= LONG_ROW && out.size < 4096;
   launch(kind, {
     shader: 'reduce',
-    storage,
+    storage: storageOf(x),
     entry: perWorkgroup ? 'main_wg' : 'main',
     constants: { OP: kind === 'max' ? 1 : 0, WG },
     uniforms: u,
@@ -76,7 +115,6 @@ export function reduceRaw(kind: ReduceKind, x: Tensor, axes: number[], keepDims:
     workgroups: perWorkgroup ? grid1d(out.size, 1) : grid1d(out.size, WG),
     flops: x.size,
   });
-  return out;
 }
 
 function reduce(kind: ReduceKind, x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {

@@ -22,7 +22,7 @@ import { init } from '../gpu/runtime.js';
 import { type DomainSet, greyToRgb, heldOutDomain, loadDomain, sampleDomain } from '../data/domain-spec.js';
 import { type ViewAugmentation, augmentDomain, checkViewAugmentation } from '../data/domain-augment.js';
 import { ADAPT_METHODS, type AdaptEpochLog, type AdaptMethod, adapt } from '../train/adapt.js';
-import { disposeDannNetwork } from '../train/dann.js';
+import { DEFAULT_DOMAIN_HIDDEN, disposeDannNetwork } from '../train/dann.js';
 import { classificationReport, reportToMarkdown } from '../report/metrics.js';
 import { plotConfusionMatrix, plotLines } from '../report/plots.js';
 import { writeFileAtomic } from '../weights/files.js';
@@ -53,7 +53,7 @@ export const adaptCommand: CommandSpec = {
     'augment-shift': { type: 'number', help: 'with --augment-views: largest shift of the extra views in pixels, in x and y' },
     'augment-target-views': { type: 'number', help: 'unlabelled target images per original, the original included; the others shifted by up to --augment-target-shift px (1 = none)', default: 1 },
     'augment-target-shift': { type: 'number', help: 'with --augment-target-views: largest shift of the target\'s extra views in pixels, in x and y' },
-    'domain-hidden': { type: 'string', help: 'hidden Dense widths of the domain classifier, comma-separated (the DANN paper\'s MNIST head: 100)', default: '100' },
+    'domain-hidden': { type: 'string', help: 'hidden Dense widths of the domain classifier, comma-separated (the DANN paper\'s MNIST head: 100)', default: DEFAULT_DOMAIN_HIDDEN.join(',') },
     validation: { type: 'number', help: 'score on N labelled target TRAINING images left out of the sample, instead of the test split (for choosing settings)', default: 0 },
     'image-size': { type: 'number', help: 'side of the square images both domains are resized to', default: 28 },
     'data-root': { type: 'string', help: 'folder holding mnist/ and usps/', default: '../shared/data' },
@@ -163,7 +163,10 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   const targetOriginals = targetTrain.count;
   if (targetViews) targetTrain = augmentDomain(targetTrain, targetViews);
   let targetTest: DomainSet = validation > 0 ? heldOutDomain(targetAll, Math.min(targetSamples, targetAll.count), validation, seed * 2 + 2, 'graft adapt --validation') : await load(target, 'test');
-  const scoredOn = validation > 0 ? `${validation} held-out target training images` : 'the target test split';
+  // What the target accuracy is measured on, in the progress line, report.json, report.md and the plot.
+  const scored = validation > 0
+    ? { on: `${validation} held-out target training images`, evaluation: `${validation} held-out target training images (not in the sample; labels used only for this score)`, label: 'target (held-out)' }
+    : { on: 'the target test split', evaluation: 'target test split (labels used only for this score)', label: 'target (test)' };
   if (sourceTrain.imageShape[2] !== targetTrain.imageShape[2]) {
     [sourceTrain, targetTrain, targetTest] = [greyToRgb(sourceTrain), greyToRgb(targetTrain), greyToRgb(targetTest)];
   }
@@ -173,7 +176,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   await init();
   if (!quiet) {
     const views = augmentation ? ` × ${augmentation.views} views, zoom [${augmentation.zoom.join(', ')}], shift ≤ ${augmentation.shift} px` : '';
-    console.log(`adapt ${method}: ${source} (${sourceOriginals} labelled${views}) → ${target} (${targetOriginals} unlabelled${targetViews ? ` × ${targetViews.views} views, shift ≤ ${targetViews.shift} px` : ''}; scored on ${scoredOn}, ${targetTest.count} images), ${epochs} epochs, seed ${seed}`);
+    console.log(`adapt ${method}: ${source} (${sourceOriginals} labelled${views}) → ${target} (${targetOriginals} unlabelled${targetViews ? ` × ${targetViews.views} views, shift ≤ ${targetViews.shift} px` : ''}; scored on ${scored.on}, ${targetTest.count} images), ${epochs} epochs, seed ${seed}`);
   }
   const started = performance.now();
   const result = await adapt(sourceTrain, targetTrain, targetTest, {
@@ -215,7 +218,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
     augmentation: augmentation ? { views: augmentation.views, zoom: augmentation.zoom, shift: augmentation.shift } : null,
     targetAugmentation: targetViews ? { views: targetViews.views, shift: targetViews.shift } : null,
     samples: { source: sourceOriginals, sourceWithViews: sourceTrain.count, target: targetOriginals, targetWithViews: targetTrain.count, targetTest: targetTest.count },
-    evaluation: validation > 0 ? `${validation} held-out target training images (not in the sample; labels used only for this score)` : 'target test split (labels used only for this score)',
+    evaluation: scored.evaluation,
     targetAccuracy: last.targetAccuracy,
     domainAccuracy: last.domainAccuracy,
     sourceAccuracy: last.sourceAccuracy,
@@ -227,7 +230,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
   const md = [
     `# graft adapt: ${source} → ${target}, ${method}`,
     '',
-    `Seed ${seed}, ${epochs} epochs, batch ${o['batch-size']} (half source, half target), ${optimizer}, ${sourceOriginals} labelled source${augmentation ? ` (× ${augmentation.views} views: zoom [${augmentation.zoom.join(', ')}], shift ≤ ${augmentation.shift} px)` : ''} and ${targetOriginals} unlabelled target training images${targetViews ? ` (× ${targetViews.views} views: shift ≤ ${targetViews.shift} px)` : ''}; scored on ${scoredOn} (${targetTest.count} images). ${seconds.toFixed(0)} s.`,
+    `Seed ${seed}, ${epochs} epochs, batch ${o['batch-size']} (half source, half target), ${optimizer}, ${sourceOriginals} labelled source${augmentation ? ` (× ${augmentation.views} views: zoom [${augmentation.zoom.join(', ')}], shift ≤ ${augmentation.shift} px)` : ''} and ${targetOriginals} unlabelled target training images${targetViews ? ` (× ${targetViews.views} views: shift ≤ ${targetViews.shift} px)` : ''}; scored on ${scored.on} (${targetTest.count} images). ${seconds.toFixed(0)} s.`,
     '',
     `**Target accuracy ${last.targetAccuracy.toFixed(4)}**; domain-classifier accuracy in the last epoch ${last.domainAccuracy.toFixed(4)} (0.5 = domains indistinguishable to it${method === 'dann' ? '' : '; a probe here, with no gradient into the features'}).`,
     '',
@@ -249,7 +252,7 @@ export async function runAdapt(args: ParsedArgs): Promise<void> {
     join(out, 'accuracy.png'),
     plotLines(
       [
-        { label: validation > 0 ? 'target (held-out)' : 'target (test)', values: history.map((h) => h.targetAccuracy) },
+        { label: scored.label, values: history.map((h) => h.targetAccuracy) },
         { label: 'source (train)', values: history.map((h) => h.sourceAccuracy) },
       ],
       { title: `${source} -> ${target}: ${method}`, subtitle: 'Accuracy', yLabel: 'accuracy' },

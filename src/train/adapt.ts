@@ -46,7 +46,7 @@ import { coralLosses } from './coral.js';
 import { argmaxRows } from './batches.js';
 import { recomputeBatchNormStatistics } from '../nn/batchnorm-statistics.js';
 
-export { buildDannNetwork, dannLearningRate, dannLosses, dannParameters, disposeDannNetwork, lenetExtractor } from './dann.js';
+export { DEFAULT_DOMAIN_HIDDEN, buildDannNetwork, dannLearningRate, dannLosses, dannParameters, disposeDannNetwork, lenetExtractor } from './dann.js';
 export type { AdaptBatch, DannNetwork, DannNetworkOptions, StepLosses } from './dann.js';
 export { coralLoss, coralLosses, covariance } from './coral.js';
 

@@ -84,7 +84,7 @@ export interface DannNetworkOptions {
   classes: number;
   /** Hidden Dense widths of the label classifier. Default [100, 100] (the paper's MNIST architecture). */
   classifierHidden?: number[];
-  /** Hidden Dense widths of the domain classifier. Default [100]. */
+  /** Hidden Dense widths of the domain classifier. Default DEFAULT_DOMAIN_HIDDEN ([100]). */
   domainHidden?: number[];
   /** Seed of every initialiser (each layer gets its own derived seed). Default 0. */
   seed?: number;
@@ -106,14 +106,17 @@ export function lenetExtractor(inputShape: Shape, seed = 0, options: { batchNorm
   return new Sequential([...block(32, 1), ...block(48, 2), new Flatten()], { inputShape });
 }
 
-function mlpHead(inputSize: number, hidden: number[], out: number, seed: number): Model {
+function mlpHead(inputSize: number, hidden: readonly number[], out: number, seed: number): Model {
   const layers = hidden.map((units, i) => new Dense({ units, activation: 'relu', seed: seed + i }));
   layers.push(new Dense({ units: out, seed: seed + hidden.length }));
   return new Sequential(layers, { inputShape: [inputSize] });
 }
 
+/** The domain classifier's hidden widths by default: the DANN paper's MNIST head, one layer of 100. */
+export const DEFAULT_DOMAIN_HIDDEN: readonly number[] = [100];
+
 export function buildDannNetwork(options: DannNetworkOptions): DannNetwork {
-  const { classes, classifierHidden = [100, 100], domainHidden = [100], seed = 0 } = options;
+  const { classes, classifierHidden = [100, 100], domainHidden = DEFAULT_DOMAIN_HIDDEN, seed = 0 } = options;
   if (!Number.isInteger(classes) || classes < 2) throw new ArgumentError(`buildDannNetwork: classes must be an integer ≥ 2; got ${classes}.`);
   for (const [name, widths] of [['classifierHidden', classifierHidden], ['domainHidden', domainHidden]] as const) {
     if (!Array.isArray(widths) || widths.some((w) => !Number.isInteger(w) || w <= 0)) {

@@ -8,3 +8,4 @@ export * from './layers/normalization.js';
 export * from './gradient-reversal.js';
 export * from './batchnorm-statistics.js';
 export * from './precision.js';
+export { withReluFusion } from './relu-fusion.js';

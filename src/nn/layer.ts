@@ -27,6 +27,11 @@ export interface CallOptions {
    * log-sum-exp is exact where −log(softmax) underflows (see src/train/fit.ts).
    */
   logits?: boolean;
+  /**
+   * Set by the model executor on a BatchNormalization whose output only a ReLU reads: the layer applies the
+   * ReLU itself, and the executor skips the Activation (src/nn/relu-fusion.ts). Other layers ignore it.
+   */
+  fusedRelu?: boolean;
 }
 
 /** A weight of a layer: `name` is local (`kernel`, `bias`, `gamma`, `moving_mean`); its key is `layer/name`. */

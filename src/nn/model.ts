@@ -17,6 +17,7 @@ import { ArgumentError } from '../errors.js';
 import { type Shape, type Tensor, shapeStr } from '../tensor/tensor.js';
 import { type CallOptions, Layer, type LayerConfig, SymbolicTensor } from './layer.js';
 import { type FoldedChain, foldingPays, planFolds, runFolded } from './folding.js';
+import { planReluFusions } from './relu-fusion.js';
 import { currentPrecision, sweepHalfCopies } from './precision.js';
 import { cast } from '../ops/cast.js';
 import { isGradEnabled } from '../autograd/tape.js';
@@ -170,6 +171,8 @@ export class Model extends Layer {
     const inner: CallOptions = { training: options.training };
     // Frozen Conv2D → BatchNormalization (→ Add(shortcut)) (→ ReLU) chains run as one convolution (folding.ts).
     const folds = planFolds(steps, new Set([...keep, this.outputs[0]!]));
+    // BatchNormalization → ReLU pairs run as one batchNorm with its fused ReLU (relu-fusion.ts).
+    const reluAfter = planReluFusions(steps, remaining, keep);
     const replaced = new Set<Step>();
     // With f16 precision, calls that need no gradient run on f16 copies of their inputs (precision.ts).
     const half = currentPrecision() === 'f16';
@@ -231,6 +234,14 @@ export class Model extends Layer {
       }
       const callOptions = node.output === this.outputs[0] ? options : inner;
       const args = node.inputs.map((t) => valueAs(t, inHalfFor(s, callOptions) ? 'f16' : 'f32'));
+      const relu = reluAfter.get(s);
+      if (relu && !replaced.has(relu)) {
+        replaced.add(relu);
+        const out = s.layer.runNode(args, { ...callOptions, fusedRelu: true });
+        release(node.inputs, out);
+        produced(relu.layer.nodes[relu.node]!.output, out);
+        continue;
+      }
       const out = s.layer.runNode(args, callOptions);
       release(node.inputs, out);
       produced(node.output, out);

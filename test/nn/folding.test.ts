@@ -16,6 +16,7 @@ import { Conv2D } from '../../src/nn/layers/convolutional.js';
 import { Activation, Add } from '../../src/nn/layers/core.js';
 import { BatchNormalization } from '../../src/nn/layers/normalization.js';
 import { withBatchNormFolding } from '../../src/nn/folding.js';
+import { withReluFusion } from '../../src/nn/relu-fusion.js';
 import { rng } from '../util/check.js';
 
 useGpu();
@@ -40,6 +41,9 @@ function chainModel(): Model {
   return m;
 }
 
+/** The graph as written: no folding, and no BN → ReLU fusion either (its ReLU runs as its own kernel). */
+const asWritten = <T>(fn: () => T): T => withBatchNormFolding(false, () => withReluFusion(false, fn));
+
 const batch = (n: number) => tensor(Float32Array.from({ length: n * 9 * 9 * 3 }, (_, i) => Math.sin(i * 0.37)), [n, 9, 9, 3]);
 
 /** Runs the model on x and returns its output and the kernels it dispatched. */
@@ -61,7 +65,7 @@ describe('BatchNorm folding', () => {
     m.trainable = false;
     const x = batch(2);
     const folded = await run(m, x);
-    const plain = await withBatchNormFolding(false, () => run(m, x));
+    const plain = await asWritten(() => run(m, x));
     expect(plain.kernels).toContain('batchnorm');
     expect(plain.kernels).toContain('unary'); // the ReLU
     expect(folded.kernels).not.toContain('batchnorm');
@@ -92,7 +96,7 @@ describe('BatchNorm folding', () => {
     const bn = m.layers.find((l) => l.name.endsWith('bn1')) as BatchNormalization;
     write(bn.movingMean!.value, [0.3, -0.2, 0.1, 0.5]);
     const after = await run(m, x);
-    const plain = await withBatchNormFolding(false, () => run(m, x));
+    const plain = await asWritten(() => run(m, x));
     expect(maxDiff(after.y, plain.y)).toBeLessThan(1e-5);
     x.dispose();
     m.dispose();
@@ -113,7 +117,7 @@ describe('BatchNorm folding', () => {
       return g;
     };
     const folded = await grad();
-    const plain = await withBatchNormFolding(false, grad);
+    const plain = await asWritten(grad);
     expect(maxDiff(folded, plain)).toBeLessThan(1e-5);
     m.dispose();
   });
@@ -144,7 +148,7 @@ describe('BatchNorm folding', () => {
     for (const m of [block, lateBlock]) {
       await run(m, xs); // computes and keeps the folded weights (with binary and unary kernels of its own)
       const folded = await run(m, xs);
-      const plain = await withBatchNormFolding(false, () => run(m, xs));
+      const plain = await asWritten(() => run(m, xs));
       expect(maxDiff(folded.y, plain.y)).toBeLessThan(1e-5);
       expect(folded.kernels, m.name).not.toContain('binary'); // the residual add
       expect(folded.kernels, m.name).not.toContain('unary'); // its ReLU

@@ -130,6 +130,7 @@ export class BatchNormalization extends Layer {
   /**
    * Normalises `x` ([N, ..., C]). `training: true` uses the batch statistics and updates the moving ones,
    * unless the layer is frozen or in `inferenceMode`, in which case it runs in inference mode (see above).
+   * With `fusedRelu` (set by the model executor) the following ReLU is applied here too.
    */
   protected forward([x]: Tensor[], options: CallOptions): Tensor {
     this.assertAlive('call');
@@ -142,6 +143,7 @@ export class BatchNormalization extends Layer {
       epsilon: this.epsilon,
       momentum: this.momentumOverride ?? this.momentum,
       training: this.usesBatchStatistics(options),
+      relu: options.fusedRelu === true,
     });
   }
 

@@ -1,0 +1,58 @@
+/**
+ * BatchNormalization → ReLU as one kernel: a rewrite that `Model.execute` applies wherever a BatchNorm's
+ * output is read by a ReLU Activation and by nothing else.
+ *
+ * Keras models (ResNet50's conv → BN → ReLU, the DANN LeNet's) write the ReLU as a layer of its own, so run
+ * as written a training step makes four passes over the activations where two do: forward, the normalise
+ * kernel then a ReLU kernel; backward, the ReLU's mask (relu backward) then batch norm's dx. The batchNorm
+ * op has the ReLU as an epilogue (`relu: true`): forward it clamps before storing, backward its kernels
+ * recompute the pre-activation in the forward kernel's arithmetic and mask the gradient themselves. So the
+ * executor calls the BatchNorm with `fusedRelu` and skips the Activation; the result and the gradients are
+ * the same bits (max(v, 0) > 0 exactly where v > 0), and the tape no longer keeps the ReLU's output for
+ * backward: one activation less in memory per pair.
+ *
+ * Frozen conv → BN (→ ReLU) chains are folded into the convolution instead where that pays (folding.ts);
+ * this fusion covers the rest (training mode, and chains folding skips). Not fused: a BN whose output is a
+ * requested target (feature extraction at that layer) or is read by anything besides the ReLU.
+ * `withReluFusion(false, fn)` runs the graph as written (tests compare the two).
+ */
+import type { Layer, SymbolicTensor } from './layer.js';
+import { Activation } from './layers/core.js';
+import { BatchNormalization } from './layers/normalization.js';
+
+let enabled = true;
+
+/** Runs `fn` with the fusion switched on or off, then restores the previous setting. */
+export function withReluFusion<T>(on: boolean, fn: () => T): T {
+  const before = enabled;
+  enabled = on;
+  try {
+    return fn();
+  } finally {
+    enabled = before;
+  }
+}
+
+interface StepLike {
+  layer: Layer;
+  node: number;
+}
+
+/**
+ * For each BatchNormalization step whose output only a ReLU step reads, that ReLU step. `reads` counts the
+ * steps reading each tensor; `keep` holds the tensors that must be returned (never fused away).
+ */
+export function planReluFusions<S extends StepLike>(steps: readonly S[], reads: ReadonlyMap<SymbolicTensor, number>, keep: ReadonlySet<SymbolicTensor>): Map<S, S> {
+  const fused = new Map<S, S>();
+  if (!enabled) return fused;
+  const readers = new Map<SymbolicTensor, S>();
+  for (const s of steps) for (const t of s.layer.nodes[s.node]!.inputs) readers.set(t, s);
+  for (const s of steps) {
+    if (!(s.layer instanceof BatchNormalization)) continue;
+    const out = s.layer.nodes[s.node]!.output;
+    if (keep.has(out) || reads.get(out) !== 1) continue;
+    const next = readers.get(out)!;
+    if (next.layer instanceof Activation && next.layer.activation === 'relu') fused.set(s, next);
+  }
+  return fused;
+}

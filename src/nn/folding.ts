@@ -42,21 +42,16 @@ import { Conv2D } from './layers/convolutional.js';
 import { Activation, Add } from './layers/core.js';
 import { BatchNormalization } from './layers/normalization.js';
 import { releaseHalf, weightLike } from './precision.js';
+import { Switch } from './switch.js';
 
-let enabled = true;
+const folding = new Switch();
 
 /** Runs `fn` with folding switched on or off, then restores the previous setting. */
 export function withBatchNormFolding<T>(on: boolean, fn: () => T): T {
-  const before = enabled;
-  enabled = on;
-  try {
-    return fn();
-  } finally {
-    enabled = before;
-  }
+  return folding.with(on, fn);
 }
 
-interface StepLike {
+export interface StepLike {
   layer: Layer;
   node: number;
 }
@@ -86,7 +81,7 @@ export interface FoldedChain<S extends StepLike> {
  */
 export function planFolds<S extends StepLike>(steps: readonly S[], keep: ReadonlySet<SymbolicTensor>): Map<S, FoldedChain<S>> {
   const plans = new Map<S, FoldedChain<S>>();
-  if (!enabled) return plans;
+  if (!folding.on) return plans;
   const readers = new Map<SymbolicTensor, S[]>();
   for (const s of steps) for (const t of s.layer.nodes[s.node]!.inputs) readers.set(t, [...(readers.get(t) ?? []), s]);
   const onlyReader = (t: SymbolicTensor): S | null => {

@@ -16,26 +16,17 @@
  * requested target (feature extraction at that layer) or is read by anything besides the ReLU.
  * `withReluFusion(false, fn)` runs the graph as written (tests compare the two).
  */
-import type { Layer, SymbolicTensor } from './layer.js';
+import type { SymbolicTensor } from './layer.js';
+import type { StepLike } from './folding.js';
+import { Switch } from './switch.js';
 import { Activation } from './layers/core.js';
 import { BatchNormalization } from './layers/normalization.js';
 
-let enabled = true;
+const fusion = new Switch();
 
 /** Runs `fn` with the fusion switched on or off, then restores the previous setting. */
 export function withReluFusion<T>(on: boolean, fn: () => T): T {
-  const before = enabled;
-  enabled = on;
-  try {
-    return fn();
-  } finally {
-    enabled = before;
-  }
-}
-
-interface StepLike {
-  layer: Layer;
-  node: number;
+  return fusion.with(on, fn);
 }
 
 /**
@@ -44,7 +35,7 @@ interface StepLike {
  */
 export function planReluFusions<S extends StepLike>(steps: readonly S[], reads: ReadonlyMap<SymbolicTensor, number>, keep: ReadonlySet<SymbolicTensor>): Map<S, S> {
   const fused = new Map<S, S>();
-  if (!enabled) return fused;
+  if (!fusion.on) return fused;
   const readers = new Map<SymbolicTensor, S>();
   for (const s of steps) for (const t of s.layer.nodes[s.node]!.inputs) readers.set(t, s);
   for (const s of steps) {

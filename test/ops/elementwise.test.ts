@@ -9,7 +9,7 @@ import { tidy } from '../../src/tensor/scope.js';
 import * as ops from '../../src/ops/index.js';
 import { type BinaryOp, type UnaryOp, binaryRef, unaryReference } from '../../src/ops/elementwise.js';
 import { ShapeError } from '../../src/errors.js';
-import { runtime } from '../../src/gpu/runtime.js';
+import { withKernels } from '../util/kernels.js';
 
 useGpu();
 
@@ -85,17 +85,6 @@ describe('binary ops broadcast like NumPy and match the reference', () => {
   }
 });
 
-/** Runs fn under the profiler: its result and the kernels it dispatched ("unary" for entry main, else "unary:main_vec4"). */
-async function entriesOf(fn: () => Tensor): Promise<{ y: Float32Array; entries: string[] }> {
-  const p = runtime().profiler;
-  p.start();
-  const t = tidy(fn);
-  const records = await p.stop();
-  const y = await t.floats();
-  t.dispose();
-  return { y, entries: records.map((r) => r.kernel.split('[')[0]!) };
-}
-
 describe('the vec4 entries of the flat kernels (element counts that are multiples of 4)', () => {
   // 1024 elements are one workgroup of main_vec4 (64 invocations × 4 vec4s); the sizes around it and
   // around 4 leave partial workgroups, partial runs and (for the odd ones) the scalar entry.
@@ -106,15 +95,15 @@ describe('the vec4 entries of the flat kernels (element counts that are multiple
       const z = randomData(n, n + 1, -2, 2);
       const expected = n % 4 === 0 ? ':main_vec4' : '';
       for (const [op, f] of [['relu', (v: number) => unaryReference.relu(v, 0, 0)], ['affine', (v: number) => unaryReference.affine(v, -1.5, 0.25)]] as const) {
-        const r = await entriesOf(() => (op === 'relu' ? ops.relu(tensor(x, [n])) : ops.affine(tensor(x, [n]), -1.5, 0.25)));
-        expect(r.entries).toEqual([`unary${expected}`]);
+        const r = await withKernels(() => (op === 'relu' ? ops.relu(tensor(x, [n])) : ops.affine(tensor(x, [n]), -1.5, 0.25)));
+        expect(r.kernels).toEqual([`unary${expected}`]);
         expectClose(r.y, Array.from(x, f), { rtol: 2e-6, atol: 1e-6 }, `${op} n=${n}`);
       }
-      const s = await entriesOf(() => ops.sub(tensor(x, [n]), tensor(z, [n])));
-      expect(s.entries).toEqual([`binary${expected}`]);
+      const s = await withKernels(() => ops.sub(tensor(x, [n]), tensor(z, [n])));
+      expect(s.kernels).toEqual([`binary${expected}`]);
       expectClose(s.y, binaryRef('sub', x, [n], z, [n]).data, { rtol: 2e-6, atol: 1e-6 }, `sub n=${n}`);
-      const filled = await entriesOf(() => ops.full([n], 2.5));
-      expect(filled.entries).toEqual([`unary${expected}`]);
+      const filled = await withKernels(() => ops.full([n], 2.5));
+      expect(filled.kernels).toEqual([`unary${expected}`]);
       expect(filled.y.every((v) => v === 2.5)).toBe(true);
     }
   });

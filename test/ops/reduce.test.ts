@@ -10,7 +10,7 @@ import { expectClose, gpuRuns, randomData, seedArb, shapeArb } from '../util/che
 import { tensor } from '../../src/tensor/create.js';
 import { tidy } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { runtime } from '../../src/gpu/runtime.js';
+import { withKernels } from '../util/kernels.js';
 import * as ops from '../../src/ops/index.js';
 import { type ReduceKind, reduceRef } from '../../src/ops/reduce.js';
 
@@ -18,17 +18,6 @@ useGpu();
 
 const KINDS: ReduceKind[] = ['sum', 'mean', 'max'];
 const run = (kind: ReduceKind, x: Tensor, axes: number[]) => (kind === 'sum' ? ops.sum(x, axes) : kind === 'mean' ? ops.mean(x, axes) : ops.max(x, axes));
-
-/** The result of fn and the kernels it dispatched ("reduce" for entry main, else "reduce:<entry>"). */
-async function withKernels(fn: () => Tensor): Promise<{ y: Float32Array; kernels: string[] }> {
-  const p = runtime().profiler;
-  p.start();
-  const t = tidy(fn);
-  const records = await p.stop();
-  const y = await t.floats();
-  t.dispose();
-  return { y, kernels: records.map((r) => r.kernel.split('[')[0]!) };
-}
 
 describe('reductions match the f64 reference', () => {
   for (const kind of KINDS) {

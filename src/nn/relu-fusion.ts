@@ -8,8 +8,9 @@
  * op has the ReLU as an epilogue (`relu: true`): forward it clamps before storing, backward its kernels
  * recompute the pre-activation in the forward kernel's arithmetic and mask the gradient themselves. So the
  * executor calls the BatchNorm with `fusedRelu` and skips the Activation; the result and the gradients are
- * the same bits (max(v, 0) > 0 exactly where v > 0), and the tape no longer keeps the ReLU's output for
- * backward: one activation less in memory per pair.
+ * the same bits (max(v, 0) > 0 exactly where v > 0). The tape holds one tensor fewer per pair (the ReLU's
+ * saved output), though where the next layer keeps that same tensor for its own backward no memory is saved:
+ * ResNet50's full fine-tuning step peaked at 1,110 MiB against 1,136 before.
  *
  * Frozen conv → BN (→ ReLU) chains are folded into the convolution instead where that pays (folding.ts);
  * this fusion covers the rest (training mode, and chains folding skips). Not fused: a BN whose output is a

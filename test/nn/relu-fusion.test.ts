@@ -71,7 +71,7 @@ async function step(m: Model, x: Tensor, training: boolean) {
 
 describe('BatchNormalization → ReLU fusion', () => {
   for (const training of [true, false]) {
-    test(`${training ? 'training' : 'inference'}: the same bits forward and backward, one ReLU kernel fewer per pair, one tensor fewer kept`, async () => {
+    test(`${training ? 'training' : 'inference'}: the same bits forward and backward, one ReLU kernel fewer per pair, one tensor fewer on the tape`, async () => {
       const { model } = twoBlocks();
       const x = tensor(data(2 * 7 * 7 * 4, 3), [2, 7, 7, 4]).keep();
       x.requiresGrad = true;

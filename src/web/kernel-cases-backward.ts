@@ -213,7 +213,7 @@ const conv2dFilterGradCase: KernelCase = {
   // around a batched matmul (Vᵀ · dM).
   shaders: ['conv2d_v1', 'conv2d_filter_grad_v2', 'conv2d_filter_grad_v3', 'reduce', 'conv2d_winograd', 'matmul_v2', 'matmul_v3'],
   params: CONV_PARAMS,
-  versions: CONV_VERSIONS,
+  versions: CONV_VERSIONS.filter((v) => v !== 'col2im'), // col2im computes dX only
   prepare(p, version) {
     const { geo, x, dy, xShape, wShape, backwardRef, describe } = convInputs(p);
     const tx = tensor(x, xShape), tdy = tensor(dy, [geo.N, geo.OH, geo.OW, geo.F]);

@@ -86,7 +86,7 @@ const conv2dCase: KernelCase = {
     STORAGE,
     ...TILE_PARAMS,
   ],
-  versions: CONV_VERSIONS,
+  versions: CONV_VERSIONS.filter((v) => v !== 'col2im'), // col2im computes dX only
   prepare(p, version) {
     const [n, h, w, c, f, k] = ['batch', 'height', 'width', 'inChannels', 'outChannels', 'kernel'].map((name) => p[name] as number) as [number, number, number, number, number, number];
     const options = { strides: p.stride as number, padding: p.padding as ConvPadding };

@@ -22,6 +22,7 @@ import { noGrad } from '../autograd/tape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { grid1d, launch, storageBindingLimit } from './kernel.js';
 import { matmul } from './matmul.js';
+import { inputGradAxis } from './conv-axes.js';
 import type { ConvGeometry } from './conv-kernels.js';
 
 const WG = 64;
@@ -51,21 +52,20 @@ export function col2imFits(g: ConvGeometry): boolean {
 }
 
 /**
- * Multiply-adds of conv2d_v3's dX gather, padding included: per stride phase r along an axis it runs
- * rows(r) output rows through taps(r) = ⌈(K − r)/stride⌉ filter taps (conv-kernels.ts, inputGradAxis),
- * every one of them whether or not it lands in dY.
+ * Multiply-adds of conv2d_v3's dX gather, padding included: per stride phase along an axis it runs the
+ * phase's rows through all its filter taps (`inputGradAxis`, the geometry it dispatches with), every one of
+ * them whether or not it lands in dY.
  */
 export function gatherMultiplyAdds(g: ConvGeometry): number {
-  const axis = (inSize: number, k: number, stride: number, padBefore: number): number => {
+  const axis = (inSize: number, outSize: number, k: number, stride: number, padBefore: number): number => {
     let total = 0;
     for (let r = 0; r < stride; r++) {
-      const q0 = Math.ceil((padBefore - r) / stride);
-      const q1 = Math.floor((inSize - 1 + padBefore - r) / stride);
-      total += Math.max(0, q1 - q0 + 1) * (r < k ? Math.ceil((k - r) / stride) : 0);
+      const a = inputGradAxis(inSize, outSize, k, stride, padBefore, r);
+      total += a.rows * a.taps;
     }
     return total;
   };
-  return g.N * axis(g.H, g.KH, g.sh, g.pt) * axis(g.W, g.KW, g.sw, g.pl) * g.C * g.F;
+  return g.N * axis(g.H, g.OH, g.KH, g.sh, g.pt) * axis(g.W, g.OW, g.KW, g.sw, g.pl) * g.C * g.F;
 }
 
 /** Estimated ns of dX by col2im and by the gather. */

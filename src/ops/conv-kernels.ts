@@ -49,6 +49,7 @@ import { dense, matmul, subgroupKernelSupported } from './matmul.js';
 import { addResidualRaw } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
 import { transposeRaw } from './shape.js';
+import { type AxisMap, forwardAxis, inputGradAxis } from './conv-axes.js';
 import { col2imFits, col2imIsCheaper, conv2dCol2imInputGradRaw } from './conv-col2im.js';
 import { conv2dWinogradFilterGradRaw, conv2dWinogradInputGradRaw, conv2dWinogradRaw, inputGradGeometry, winogradApplies } from './conv-winograd.js';
 
@@ -159,32 +160,6 @@ function naive(pass: ConvPass, g: ConvGeometry, inputs: Array<Tensor | GPUBuffer
 
 // ---------------------------------------------------------------------------------------------------------
 // v2 and v3 forward and dX: the gather GEMM of conv2d_v3.wgsl
-
-/** How one spatial dimension of the gather maps GEMM rows to source, filter and destination indices. */
-interface AxisMap {
-  rows: number; src: number; dst: number; taps: number;
-  srcRow: number; srcTap: number; srcOff: number;
-  fStep: number; fOff: number;
-  dstStep: number; dstOff: number;
-}
-
-/** Forward along one dimension: output o reads input o·stride − pad + k with filter tap k. */
-function forwardAxis(inSize: number, outSize: number, k: number, stride: number, padBefore: number): AxisMap {
-  return { rows: outSize, src: inSize, dst: outSize, taps: k, srcRow: stride, srcTap: 1, srcOff: -padBefore, fStep: 1, fOff: 0, dstStep: 1, dstOff: 0 };
-}
-
-/**
- * dX along one dimension, stride phase r: the inputs i = q·stride + r − pad (q0 ≤ q ≤ q1) receive from
- * outputs o = q − j through filter taps k = r + j·stride, j < ⌈(K − r)/stride⌉.
- */
-function inputGradAxis(inSize: number, outSize: number, k: number, stride: number, padBefore: number, r: number): AxisMap {
-  const q0 = Math.ceil((padBefore - r) / stride);
-  const q1 = Math.floor((inSize - 1 + padBefore - r) / stride);
-  return {
-    rows: Math.max(0, q1 - q0 + 1), src: outSize, dst: inSize, taps: r < k ? Math.ceil((k - r) / stride) : 0,
-    srcRow: 1, srcTap: -1, srcOff: q0, fStep: stride, fOff: r, dstStep: stride, dstOff: q0 * stride + r - padBefore,
-  };
-}
 
 /**
  * Workgroup shape, 64 invocations: x spans the column groups (up to 16, fewer when there are fewer, so a

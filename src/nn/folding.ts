@@ -37,12 +37,13 @@ import { noGrad } from '../autograd/tape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, affine, mul, reciprocal, sqrt } from '../ops/elementwise.js';
 import { conv2d } from '../ops/conv.js';
-import type { Layer, SymbolicTensor } from './layer.js';
+import type { SymbolicTensor } from './layer.js';
 import { Conv2D } from './layers/convolutional.js';
-import { Activation, Add } from './layers/core.js';
+import { Add } from './layers/core.js';
 import { BatchNormalization } from './layers/normalization.js';
 import { releaseHalf, weightLike } from './precision.js';
 import { Switch } from './switch.js';
+import { type StepLike, readersOf } from './graph-readers.js';
 
 const folding = new Switch();
 
@@ -51,10 +52,6 @@ export function withBatchNormFolding<T>(on: boolean, fn: () => T): T {
   return folding.with(on, fn);
 }
 
-export interface StepLike {
-  layer: Layer;
-  node: number;
-}
 
 export interface FoldedChain<S extends StepLike> {
   conv: Conv2D;
@@ -82,20 +79,11 @@ export interface FoldedChain<S extends StepLike> {
 export function planFolds<S extends StepLike>(steps: readonly S[], keep: ReadonlySet<SymbolicTensor>): Map<S, FoldedChain<S>> {
   const plans = new Map<S, FoldedChain<S>>();
   if (!folding.on) return plans;
-  const readers = new Map<SymbolicTensor, S[]>();
-  for (const s of steps) for (const t of s.layer.nodes[s.node]!.inputs) readers.set(t, [...(readers.get(t) ?? []), s]);
-  const onlyReader = (t: SymbolicTensor): S | null => {
-    const r = readers.get(t);
-    return r && r.length === 1 && !keep.has(t) ? r[0]! : null;
-  };
+  const { onlyReader, reluAfter } = readersOf(steps, keep);
   // Where each tensor is computed: a residual computed later than the convolution delays it until then.
   const producedAt = new Map<SymbolicTensor, number>();
   steps.forEach((s, i) => producedAt.set(s.layer.nodes[s.node]!.output, i));
   const claimed = new Set<S>();
-  const reluAfter = (t: SymbolicTensor): S | null => {
-    const r = onlyReader(t);
-    return r !== null && r.layer instanceof Activation && r.layer.activation === 'relu' ? r : null;
-  };
   for (const [at, s] of steps.entries()) {
     const conv = s.layer;
     if (!(conv instanceof Conv2D) || conv.trainable || conv.activation !== 'linear') continue;

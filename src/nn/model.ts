@@ -172,7 +172,7 @@ export class Model extends Layer {
     // Frozen Conv2D → BatchNormalization (→ Add(shortcut)) (→ ReLU) chains run as one convolution (folding.ts).
     const folds = planFolds(steps, new Set([...keep, this.outputs[0]!]));
     // BatchNormalization → ReLU pairs run as one batchNorm with its fused ReLU (relu-fusion.ts).
-    const reluAfter = planReluFusions(steps, remaining, keep);
+    const reluAfter = planReluFusions(steps, keep);
     const replaced = new Set<Step>();
     // With f16 precision, calls that need no gradient run on f16 copies of their inputs (precision.ts).
     const half = currentPrecision() === 'f16';
@@ -235,16 +235,11 @@ export class Model extends Layer {
       const callOptions = node.output === this.outputs[0] ? options : inner;
       const args = node.inputs.map((t) => valueAs(t, inHalfFor(s, callOptions) ? 'f16' : 'f32'));
       const relu = reluAfter.get(s);
-      if (relu && !replaced.has(relu)) {
-        replaced.add(relu);
-        const out = s.layer.runNode(args, { ...callOptions, fusedRelu: true });
-        release(node.inputs, out);
-        produced(relu.layer.nodes[relu.node]!.output, out);
-        continue;
-      }
-      const out = s.layer.runNode(args, callOptions);
+      const fuse = relu !== undefined && !replaced.has(relu);
+      if (fuse) replaced.add(relu);
+      const out = s.layer.runNode(args, fuse ? { ...callOptions, fusedRelu: true } : callOptions);
       release(node.inputs, out);
-      produced(node.output, out);
+      produced(fuse ? relu.layer.nodes[relu.node]!.output : node.output, out);
     }
     for (const c of converted.values()) c.dispose();
     // A model's outputs are f32 whatever precision its layers ran in.

@@ -18,9 +18,8 @@
  * `withReluFusion(false, fn)` runs the graph as written (tests compare the two).
  */
 import type { SymbolicTensor } from './layer.js';
-import type { StepLike } from './folding.js';
 import { Switch } from './switch.js';
-import { Activation } from './layers/core.js';
+import { type StepLike, readersOf } from './graph-readers.js';
 import { BatchNormalization } from './layers/normalization.js';
 
 const fusion = new Switch();
@@ -31,20 +30,17 @@ export function withReluFusion<T>(on: boolean, fn: () => T): T {
 }
 
 /**
- * For each BatchNormalization step whose output only a ReLU step reads, that ReLU step. `reads` counts the
- * steps reading each tensor; `keep` holds the tensors that must be returned (never fused away).
+ * For each BatchNormalization step whose output only a ReLU step reads, that ReLU step. `keep` holds the
+ * tensors that must be returned (never fused away).
  */
-export function planReluFusions<S extends StepLike>(steps: readonly S[], reads: ReadonlyMap<SymbolicTensor, number>, keep: ReadonlySet<SymbolicTensor>): Map<S, S> {
+export function planReluFusions<S extends StepLike>(steps: readonly S[], keep: ReadonlySet<SymbolicTensor>): Map<S, S> {
   const fused = new Map<S, S>();
   if (!fusion.on) return fused;
-  const readers = new Map<SymbolicTensor, S>();
-  for (const s of steps) for (const t of s.layer.nodes[s.node]!.inputs) readers.set(t, s);
+  const { reluAfter } = readersOf(steps, keep);
   for (const s of steps) {
     if (!(s.layer instanceof BatchNormalization)) continue;
-    const out = s.layer.nodes[s.node]!.output;
-    if (keep.has(out) || reads.get(out) !== 1) continue;
-    const next = readers.get(out)!;
-    if (next.layer instanceof Activation && next.layer.activation === 'relu') fused.set(s, next);
+    const relu = reluAfter(s.layer.nodes[s.node]!.output);
+    if (relu) fused.set(s, relu);
   }
   return fused;
 }
